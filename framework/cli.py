@@ -1,0 +1,183 @@
+"""The ``konnector`` command.
+
+Launched by a platform (``COZY_FIELDS`` set, or ``--log-format json``) it prints
+only JSON log lines on stdout; on a terminal it prints readable lines. Bad
+arguments and known errors give a one-line message and a non-zero exit, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import logs, runner
+from .crypto import new_key
+from .errors import ConfigurationError, KonnectorError
+from .manifest import load_file
+from .redact import Redactor
+from .registry import Registry
+
+EXIT_USAGE = 2
+
+
+class Cli(click.Group):
+    """A click group whose errors are one line on stderr."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as error:
+            click.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except KonnectorError as error:
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(1)
+
+
+def _registry() -> Registry:
+    return Registry.discover()
+
+
+@click.group(cls=Cli)
+@click.version_option(package_name="konnectors")
+def main() -> None:
+    """Run konnectors: collect a person's data from providers into their store."""
+
+
+@main.command("list")
+def list_konnectors() -> None:
+    """List every konnector found (built-in, KONNECTOR_PATH, installed packages)."""
+    rows = [(m.slug, m.name, m.version, m.source) for m in _registry()]
+    _table(("SLUG", "NAME", "VERSION", "SOURCE"), rows)
+
+
+@main.command()
+@click.argument("slug")
+def info(slug: str) -> None:
+    """Show one konnector's manifest: fields, permissions, source."""
+    manifest = _registry().get(slug)
+    click.echo(f"{manifest.name} ({manifest.slug} {manifest.version})")
+    click.echo(f"source: {manifest.source}")
+    click.echo(f"entrypoint: {manifest.entrypoint}")
+    click.echo("fields:")
+    for name, spec in manifest.fields.items():
+        required = "required" if spec.get("required", spec["type"] not in ("hidden", "checkbox")) else "optional"
+        click.echo(f"  {name}: {spec['type']}, {required}")
+    click.echo("permissions:")
+    for permission in manifest.data["permissions"].values():
+        verbs = ",".join(permission.get("verbs", ["ALL"]))
+        click.echo(f"  {permission['type']} ({verbs})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate manifest files (default: every konnector found)."""
+    if not paths:
+        count = len(_registry())
+        click.echo(f"{count} manifests valid")
+        return
+    failed = 0
+    for path in paths:
+        try:
+            manifest = load_file(path)
+        except ConfigurationError as error:
+            failed += 1
+            click.echo(error.message, err=True)
+        else:
+            click.echo(f"{path}: ok ({manifest.slug} {manifest.version})")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(paths)} manifests invalid")
+
+
+def _job_options(command):
+    options = [
+        click.option("--config", type=click.Path(path_type=Path), help="Standalone: a dev-config JSON file."),
+        click.option("--account", "account_id", help="Account id (standalone default: <slug>-dev)."),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=runner.DEFAULT_DATA_DIR,
+            show_default=True,
+            help="Standalone: where the embedded store and key file live.",
+        ),
+        click.option("--couchdb", "couchdb_url", help="Standalone: write to this CouchDB instead."),
+        click.option("--log-format", type=click.Choice(["json", "human"]), help="Default: json under a platform."),
+        click.option("--debug", is_flag=True, help="Log debug lines too."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("slug", required=False)
+@_job_options
+def run(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> None:
+    """Run a konnector job (platform mode when COZY_FIELDS is set)."""
+    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete=False)
+
+
+@main.command("delete-account")
+@click.argument("slug", required=False)
+@_job_options
+def delete_account(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> None:
+    """Revoke the account's consent at the provider, then delete the account."""
+    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete=True)
+
+
+def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete) -> None:
+    platform = "COZY_FIELDS" in os.environ
+    redactor = Redactor()
+    log_format = log_format or ("json" if platform else "human")
+    logs.configure(log_format, redactor, logging.DEBUG if debug else logging.INFO)
+    try:
+        spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform)
+        spec.delete = spec.delete or delete
+        registry = _registry()
+    except KonnectorError as error:
+        sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
+    sys.exit(runner.run(spec, registry, redactor))
+
+
+def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:
+    if platform:
+        return runner.spec_from_environment(dict(os.environ), slug)
+    if not slug:
+        raise ConfigurationError("give the konnector's SLUG (see: konnector list)")
+    fields, parameters = None, {}
+    if config:
+        dev_config = runner.read_dev_config(config)
+        fields, parameters = dev_config.get("fields", {}), dev_config.get("parameters", {})
+        account_id = account_id or dev_config.get("account")
+    return runner.JobSpec(
+        slug=slug,
+        account_id=account_id or f"{slug}-dev",
+        parameters=parameters,
+        fields=fields,
+        couchdb_url=couchdb_url,
+        prefix=os.environ.get("KONNECTOR_DB_PREFIX", ""),
+        data_dir=data_dir,
+    )
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new key for KONNECTOR_SECRET_KEY."""
+    click.echo(new_key())
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,76 @@
+"""What a konnector's hooks receive: fields, state, store, logger, clock, deadline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .accounts import Account, AccountStore
+from .errors import PartialSync
+from .manifest import Manifest
+from .redact import Redactor
+from .store import DocumentStore
+
+
+@dataclass
+class Context:
+    manifest: Manifest
+    account: Account
+    fields: dict[str, Any]
+    """The account's fields, validated against the manifest."""
+    parameters: dict[str, Any]
+    store: DocumentStore
+    """Scoped to the doctypes the manifest grants."""
+    accounts: AccountStore
+    log: logging.Logger
+    redactor: Redactor
+    manual: bool = False
+    deadline: float | None = None
+    """``time.monotonic()`` value by which the job must have stopped, if any."""
+    data_dir: Path | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    written: dict[str, int] = field(default_factory=dict)
+    """Documents written per doctype during this job."""
+
+    @property
+    def slug(self) -> str:
+        return self.manifest.slug
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Persisted konnector state, in clear (bookmarks, ids)."""
+        return self.account.state
+
+    @property
+    def secrets(self) -> dict[str, Any]:
+        """Persisted konnector state, encrypted at rest and masked in logs (tokens)."""
+        return self.account.secrets
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def save_state(self) -> None:
+        """Persist ``state`` and ``secrets`` in the account now."""
+        self.redactor.add(self.account.secrets)
+        self.accounts.save(self.account, self.manifest.secret_fields())
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check_deadline(self) -> None:
+        """Stop the job if its time is up; progress saved so far is kept."""
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise PartialSync(
+                "stopped before the platform's time limit with data still to fetch; "
+                "progress is saved and the next run resumes from it"
+            )
+
+    def count(self, written: dict[str, int]) -> None:
+        for doctype, n in written.items():
+            self.written[doctype] = self.written.get(doctype, 0) + n

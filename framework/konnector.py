@@ -1,0 +1,97 @@
+"""The konnector contract: a class with hooks; the framework owns the rest.
+
+The default :meth:`Konnector.start` streams ``fetch -> process -> store`` one
+chunk at a time and saves the bookmark only after a chunk is stored, so memory
+is bounded by a chunk, a crash loses at most the chunk in flight, and the next
+run resumes from the bookmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import ConfigurationError
+from .store import Doc
+from .store.timeseries import LEVELS, Series, write_points
+
+if TYPE_CHECKING:
+    from .context import Context
+
+Documents = dict[str, list[Doc]]
+"""What ``process`` returns: documents by doctype."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One bounded piece of raw provider data, and the bookmark to save once it is stored."""
+
+    data: Any
+    bookmark: Any = None
+
+
+class Konnector:
+    """Base class of every konnector. Override ``fetch`` and ``process`` at least.
+
+    ``series`` lists the time series the konnector writes (stored with
+    aggregation); ``dedup_keys`` gives, for every other doctype, the fields that
+    identify a document (Cozy's ``hydrateAndFilter`` keys).
+    """
+
+    series: ClassVar[tuple[Series, ...]] = ()
+    dedup_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def start(self, ctx: Context) -> None:
+        """Run the job: the streaming pipeline, stopping cleanly before the deadline."""
+        chunks = self.fetch(ctx)
+        try:
+            for chunk in chunks:
+                if not isinstance(chunk, Chunk):
+                    chunk = Chunk(chunk)
+                self.store(ctx, self.process(ctx, chunk.data))
+                if chunk.bookmark is not None:
+                    ctx.state["bookmark"] = chunk.bookmark
+                ctx.save_state()
+                ctx.check_deadline()
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+
+    def fetch(self, ctx: Context) -> Iterator[Chunk]:
+        """Yield raw provider payloads in bounded chunks (a window, a file, a page)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fetch()")
+
+    def process(self, ctx: Context, raw: Any) -> Documents:
+        """Turn one raw chunk into documents by doctype. Pure: no network, no store."""
+        raise NotImplementedError(f"{type(self).__name__} must implement process()")
+
+    def store(self, ctx: Context, documents: Documents) -> None:
+        """Dedup and write documents; time series are aggregated for the periods touched."""
+        for doctype, docs in documents.items():
+            if not docs:
+                continue
+            series, level = self._series_level(doctype)
+            if series is not None:
+                ctx.count(write_points(ctx.store, series, level, docs))
+                continue
+            keys = self.dedup_keys.get(doctype)
+            if keys is None:
+                raise ConfigurationError(
+                    f"{type(self).__name__} returned {doctype} documents but declares "
+                    "no dedup_keys and no series for it"
+                )
+            written = ctx.store.update_or_create(doctype, docs, keys)
+            ctx.count({doctype: len(written)} if written else {})
+
+    def _series_level(self, doctype: str) -> tuple[Series | None, str]:
+        for series in self.series:
+            prefix, _, level = doctype.rpartition(".")
+            if prefix == series.prefix and level in LEVELS:
+                return series, level
+        return None, ""
+
+    def on_delete_account(self, ctx: Context) -> None:
+        """Revoke consent at the provider when the account is deleted. Default: nothing to revoke."""
+        ctx.log.info("nothing to revoke at the provider for this konnector")

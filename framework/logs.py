@@ -1,0 +1,107 @@
+"""Job logging: JSON lines for a platform, readable lines for a person.
+
+Launched by a platform, a job prints only JSON objects on stdout, one a line:
+``{"time", "type", "namespace", "message", "no_retry"?}``. Each line stays under
+64 KiB and goes through the job's :class:`~framework.redact.Redactor`, so no
+secret reaches the platform's log store. On a terminal the same records are
+printed as short human lines on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from datetime import UTC, datetime
+from typing import TextIO
+
+from .redact import Redactor
+
+MAX_LINE_BYTES = 64 * 1024 - 1
+_TYPES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+ROOT = "konnector"
+
+
+def _message_of(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    if record.exc_info and record.exc_info[0] is not None:
+        message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    return message
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, redacted and capped at 64 KiB."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "type": _TYPES.get(record.levelno, "info"),
+            "namespace": record.name,
+            "message": self.redactor(_message_of(record)),
+        }
+        if getattr(record, "no_retry", None) is not None:
+            entry["no_retry"] = record.no_retry
+        line = json.dumps(entry, ensure_ascii=False)
+        if len(line.encode()) > MAX_LINE_BYTES:
+            line = self._shortened(entry, len(line.encode()))
+        return line
+
+    @staticmethod
+    def _shortened(entry: dict, size: int) -> str:
+        message = entry["message"]
+        excess = size - MAX_LINE_BYTES + 64
+        cut = message.encode()[: max(0, len(message.encode()) - excess * 2)]
+        entry["message"] = cut.decode(errors="ignore") + " [truncated]"
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class HumanFormatter(logging.Formatter):
+    """``12:03:04 info  enedis-sge: message`` lines for a terminal."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        time = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        kind = _TYPES.get(record.levelno, "info")
+        namespace = record.name.removeprefix(ROOT + ".") or ROOT
+        return self.redactor(f"{time} {kind:<8} {namespace}: {_message_of(record)}")
+
+
+def configure(
+    log_format: str, redactor: Redactor, level: int = logging.INFO, stream: TextIO | None = None
+) -> logging.Logger:
+    """Route the ``konnector`` logger tree to one handler in the chosen format.
+
+    JSON goes to stdout (the platform reads it); human lines go to stderr so
+    that stdout stays free for command output.
+    """
+    if stream is None:
+        stream = sys.stdout if log_format == "json" else sys.stderr
+    handler = logging.StreamHandler(stream)
+    formatter_class = JsonLineFormatter if log_format == "json" else HumanFormatter
+    handler.setFormatter(formatter_class(redactor))
+    root = logging.getLogger(ROOT)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    return root
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger in the ``konnector`` tree (``konnector.<name>``)."""
+    return logging.getLogger(f"{ROOT}.{name}")

@@ -1,0 +1,177 @@
+"""Konnector manifests: load, validate, and turn ``fields`` into a JSON Schema.
+
+A manifest is Cozy's ``manifest.konnector`` plus ``entrypoint``
+("package.module:Class"). It is plain data: loading one never imports the
+konnector's code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigurationError, InvalidFields
+from .redact import is_secret_name
+
+SECRET_FIELD_TYPE = "password"
+
+
+class ManifestError(ConfigurationError):
+    """A manifest breaks the schema; the message names the file, the JSON path and the rule."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    data: dict[str, Any]
+    source: str
+    """Where it came from: a file path, or ``entry point <name> (<distribution>)``."""
+    search_path: str | None = field(default=None, compare=False)
+    """A directory to put on ``sys.path`` before importing the entrypoint, if any."""
+
+    @property
+    def slug(self) -> str:
+        return self.data["slug"]
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def version(self) -> str:
+        return self.data["version"]
+
+    @property
+    def entrypoint(self) -> str:
+        return self.data["entrypoint"]
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        return self.data.get("fields", {})
+
+    @property
+    def doctypes(self) -> frozenset[str]:
+        """The doctypes this konnector may read and write."""
+        return frozenset(p["type"] for p in self.data["permissions"].values())
+
+    def secret_fields(self) -> frozenset[str]:
+        """Fields to encrypt at rest and mask in logs."""
+        return frozenset(
+            name for name, spec in self.fields.items() if spec["type"] == SECRET_FIELD_TYPE or is_secret_name(name)
+        )
+
+    def validate_fields(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check an account's fields before any network call; return them with defaults."""
+        values = {**self._defaults(), **values}
+        validator = jsonschema.Draft202012Validator(fields_schema(self.fields))
+        errors = sorted(validator.iter_errors(values), key=lambda e: list(e.path))
+        if errors:
+            raise InvalidFields("; ".join(_field_error(e, self.fields) for e in errors))
+        return values
+
+    def _defaults(self) -> dict[str, Any]:
+        return {n: s["default"] for n, s in self.fields.items() if "default" in s}
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text())
+
+
+def validate(data: object, source: str) -> dict[str, Any]:
+    """Validate manifest data; raise :class:`ManifestError` listing every broken rule."""
+    validator = jsonschema.Draft202012Validator(
+        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{source}: {e.json_path}: {_rule(e)}" for e in errors]
+        raise ManifestError("invalid manifest\n  " + "\n  ".join(lines))
+    return data  # type: ignore[return-value]
+
+
+def load_file(path: Path, search_path: str | None = None) -> Manifest:
+    """Read and validate one manifest file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+    return Manifest(validate(data, str(path)), str(path), search_path)
+
+
+def _rule(error: jsonschema.ValidationError) -> str:
+    return f"{error.message} (rule '{error.validator}')"
+
+
+def fields_schema(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema an account's fields must satisfy, from the manifest's ``fields``.
+
+    As in Cozy, a field is required unless it says ``"required": false``;
+    ``hidden`` and ``checkbox`` fields are optional unless they say otherwise.
+    """
+    properties = {name: _field_schema(spec) for name, spec in fields.items()}
+    required = [name for name, spec in fields.items() if is_required(spec)]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def is_required(spec: dict[str, Any]) -> bool:
+    return spec.get("required", spec["type"] not in ("hidden", "checkbox"))
+
+
+def _field_schema(spec: dict[str, Any]) -> dict[str, Any]:
+    kind = spec["type"]
+    if kind == "checkbox":
+        return {"type": "boolean"}
+    if kind == "number":
+        return {"type": "number"}
+    if kind == "hidden":
+        return {}
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if kind == "email":
+        schema["pattern"] = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    if kind == "date":
+        schema["pattern"] = r"^\d{4}-\d{2}-\d{2}$"
+    if kind == "dropdown" and "options" in spec:
+        schema["enum"] = [option["value"] for option in spec["options"]]
+    if "pattern" in spec:
+        schema["pattern"] = spec["pattern"]
+    if "min" in spec:
+        schema["minLength"] = spec["min"]
+    if "max" in spec:
+        schema["maxLength"] = spec["max"]
+    return schema
+
+
+def _field_error(error: jsonschema.ValidationError, fields: dict[str, dict[str, Any]]) -> str:
+    if error.validator == "required":
+        name = error.message.split("'")[1]
+        return f"field '{name}' is missing: {_expected(fields.get(name, {}))}"
+    name = str(error.path[0]) if error.path else "?"
+    spec = fields.get(name, {})
+    shown = "(hidden)" if name in fields and spec.get("type") == SECRET_FIELD_TYPE else None
+    got = shown or repr(error.instance)[:60]
+    return f"field '{name}' is malformed: got {got}, expected {_expected(spec)}"
+
+
+def _expected(spec: dict[str, Any]) -> str:
+    kind = spec.get("type", "text")
+    parts = {
+        "checkbox": "true or false",
+        "number": "a number",
+        "email": "an e-mail address",
+        "date": "a date YYYY-MM-DD",
+    }.get(kind, "a non-empty string")
+    if "pattern" in spec:
+        parts += f" matching {spec['pattern']}"
+    if "options" in spec:
+        parts += " among " + ", ".join(str(o["value"]) for o in spec["options"])
+    if "min" in spec or "max" in spec:
+        parts += f" of {spec.get('min', 1)} to {spec.get('max', '∞')} characters"
+    return parts

@@ -1,0 +1,124 @@
+"""Find konnectors: built-in manifests, ``KONNECTOR_PATH`` directories, entry points.
+
+Discovery reads manifests only; a konnector's code is imported when it is run
+(:func:`load_class`), so a broken third-party package cannot break ``konnector
+list`` for the others.
+
+A third-party distribution declares, in its ``pyproject.toml``::
+
+    [project.entry-points.konnectors]
+    my-slug = "my_konnector"
+
+where ``my_konnector`` is the package holding ``manifest.json``; the manifest's
+``entrypoint`` must name a class inside that package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigurationError
+from .manifest import Manifest, ManifestError, load_file
+
+ENTRY_POINT_GROUP = "konnectors"
+PATH_ENV = "KONNECTOR_PATH"
+BUILTIN_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+BUILTIN_PACKAGE = "konnectors"
+
+
+class Registry:
+    """Every konnector this installation knows, by slug."""
+
+    def __init__(self, manifests: Iterable[Manifest]) -> None:
+        self._by_slug: dict[str, Manifest] = {}
+        for manifest in manifests:
+            if twin := self._by_slug.get(manifest.slug):
+                raise ConfigurationError(
+                    f"konnector '{manifest.slug}' is declared twice: by {twin.source} and by {manifest.source}"
+                )
+            self._by_slug[manifest.slug] = manifest
+
+    @classmethod
+    def discover(cls, extra_dirs: Iterable[Path] | None = None) -> Registry:
+        """Built-in manifests, then ``KONNECTOR_PATH`` (or ``extra_dirs``), then entry points."""
+        if extra_dirs is None:
+            extra_dirs = [Path(p) for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+        found = list(_from_directory(BUILTIN_MANIFESTS, package=BUILTIN_PACKAGE))
+        for directory in extra_dirs:
+            found.extend(_from_directory(directory, search_path=str(directory)))
+        found.extend(_from_entry_points())
+        return cls(found)
+
+    def __iter__(self):
+        return iter(sorted(self._by_slug.values(), key=lambda m: m.slug))
+
+    def __len__(self) -> int:
+        return len(self._by_slug)
+
+    def get(self, slug: str) -> Manifest:
+        try:
+            return self._by_slug[slug]
+        except KeyError:
+            known = ", ".join(sorted(self._by_slug)) or "none"
+            raise ConfigurationError(f"no konnector '{slug}' (known: {known})") from None
+
+
+def _from_directory(directory: Path, package: str | None = None, search_path: str | None = None) -> Iterable[Manifest]:
+    if not directory.is_dir():
+        raise ConfigurationError(f"{PATH_ENV} names {directory}, which is not a directory")
+    for path in sorted(directory.glob("*.json")):
+        manifest = load_file(path, search_path)
+        if package is None:
+            package = _top_module_in(directory, manifest)
+        _check_entrypoint_inside(manifest, package)
+        if path.stem != manifest.slug:
+            raise ManifestError(f"{path}: file name must be the slug: {manifest.slug}.json")
+        yield manifest
+
+
+def _top_module_in(directory: Path, manifest: Manifest) -> str:
+    top = manifest.entrypoint.split(".")[0].split(":")[0]
+    if not ((directory / top).is_dir() or (directory / f"{top}.py").is_file()):
+        raise ManifestError(f"{manifest.source}: entrypoint {manifest.entrypoint} is not a module of {directory}")
+    return top
+
+
+def _from_entry_points() -> Iterable[Manifest]:
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"
+        source = f"entry point '{entry_point.name}' of {distribution}"
+        spec = importlib.util.find_spec(entry_point.value)
+        if spec is None or not spec.submodule_search_locations:
+            raise ManifestError(f"{source}: '{entry_point.value}' is not an installed package")
+        package_dir = Path(next(iter(spec.submodule_search_locations)))
+        manifest = load_file(package_dir / "manifest.json")
+        manifest = Manifest(manifest.data, f"{source} ({package_dir / 'manifest.json'})")
+        _check_entrypoint_inside(manifest, entry_point.value)
+        yield manifest
+
+
+def _check_entrypoint_inside(manifest: Manifest, package: str) -> None:
+    module = manifest.entrypoint.split(":")[0]
+    if module != package and not module.startswith(package + "."):
+        raise ManifestError(f"{manifest.source}: entrypoint {manifest.entrypoint} must be inside package {package}")
+
+
+def load_class(manifest: Manifest) -> type:
+    """Import the konnector class named by the manifest's entrypoint."""
+    module_name, _, class_name = manifest.entrypoint.partition(":")
+    if manifest.search_path and manifest.search_path not in sys.path:
+        sys.path.insert(0, manifest.search_path)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"{manifest.source}: cannot import {module_name}: {exc}") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ConfigurationError(f"{manifest.source}: {module_name} has no class {class_name}") from None

@@ -1,0 +1,188 @@
+"""Run one job: resolve the konnector, prepare its account, call its hook, report.
+
+A job is described by a :class:`JobSpec`, built either from the platform's
+environment (``COZY_FIELDS``…) or from a standalone dev-config file. Whatever
+happens, the job ends with exit status 0, or 1 after one ``critical`` log line
+whose message is the error code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .accounts import Account, AccountStore
+from .context import Context
+from .crypto import SecretBox, load_key
+from .errors import CODES, ConfigurationError, KonnectorError
+from .logs import get_logger
+from .manifest import Manifest
+from .redact import Redactor
+from .registry import Registry, load_class
+from .store import DocumentStore, Writer, open_backend
+
+DEFAULT_DATA_DIR = Path("konnector-data")
+DEADLINE_MARGIN = 30.0
+"""Seconds kept before the platform's time limit to save progress and report."""
+
+
+@dataclass
+class JobSpec:
+    slug: str
+    account_id: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] | None = None
+    """Standalone: fields from the dev-config, written into the account first."""
+    manual: bool = True
+    time_limit: float | None = None
+    delete: bool = False
+    account_rev: str | None = None
+    """Platform deletion: the revision of the deleted account to read."""
+    couchdb_url: str | None = None
+    prefix: str = ""
+    data_dir: Path | None = DEFAULT_DATA_DIR
+
+
+def _json_env(env: dict[str, str], name: str) -> Any:
+    try:
+        return json.loads(env.get(name) or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{name} is not valid JSON: {exc.msg}") from exc
+
+
+def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
+    """A platform job: ``COZY_FIELDS`` names the account, the store is ``COUCHDB_URL``."""
+    cozy_fields = _json_env(env, "COZY_FIELDS")
+    account_id = cozy_fields.get("account")
+    slug = slug or cozy_fields.get("konnector")
+    if not account_id or not slug:
+        raise ConfigurationError("COZY_FIELDS must give 'account' (and 'konnector' when no SLUG is given)")
+    if not env.get("COUCHDB_URL"):
+        raise ConfigurationError("COUCHDB_URL is not set: a platform job needs the CouchDB server")
+    limit = env.get("COZY_TIME_LIMIT")
+    try:
+        time_limit = float(limit) if limit else None
+    except ValueError:
+        raise ConfigurationError(f"COZY_TIME_LIMIT is not a number of seconds: {limit!r}") from None
+    return JobSpec(
+        slug=slug,
+        account_id=account_id,
+        parameters=_json_env(env, "COZY_PARAMETERS"),
+        manual=env.get("COZY_JOB_MANUAL_EXECUTION") == "true",
+        time_limit=time_limit,
+        delete=bool(cozy_fields.get("account_deleted")),
+        account_rev=cozy_fields.get("account_rev"),
+        couchdb_url=env["COUCHDB_URL"],
+        prefix=env.get("KONNECTOR_DB_PREFIX", ""),
+        data_dir=None,
+    )
+
+
+def read_dev_config(path: Path) -> dict[str, Any]:
+    """Cozy's ``konnector-dev-config.json`` shape: ``{"fields": {...}, "parameters"?: {...}}``."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"config {path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("fields", {}), dict):
+        raise ConfigurationError(f"config {path} must be an object with a 'fields' object")
+    return config
+
+
+def run(spec: JobSpec, registry: Registry, redactor: Redactor) -> int:
+    """Run the job; return the exit status."""
+    log = get_logger(spec.slug)
+    started = time.monotonic()
+    try:
+        manifest = registry.get(spec.slug)
+        ctx, konnector = _prepare(spec, manifest, redactor, log, started)
+        if spec.delete:
+            konnector.on_delete_account(ctx)
+            if spec.account_rev is None:
+                ctx.accounts.delete(ctx.account)
+            log.info("account deleted; consent revoked at the provider")
+        else:
+            konnector.start(ctx)
+            ctx.save_state()
+            log.info(_summary(ctx.written, time.monotonic() - started))
+        return 0
+    except KonnectorError as error:
+        return report_failure(log, error)
+    except Exception as error:
+        log.error(f"unexpected {type(error).__name__}: {error}", exc_info=True)
+        return report_failure(log, KonnectorError())
+
+
+def report_failure(log: logging.Logger, error: KonnectorError) -> int:
+    """Log the error's message, then the one ``critical`` line holding its code; return 1."""
+    code = error.code if error.code in CODES else "UNKNOWN_ERROR"
+    if error.message != code:
+        log.error(error.message)
+    log.critical(code, extra={"no_retry": error.no_retry})
+    return 1
+
+
+def _summary(written: dict[str, int], seconds: float) -> str:
+    if not written:
+        return f"done in {seconds:.1f} s: nothing new to write"
+    parts = ", ".join(f"{n} {doctype}" for doctype, n in sorted(written.items()))
+    return f"done in {seconds:.1f} s: wrote {parts}"
+
+
+def _prepare(
+    spec: JobSpec, manifest: Manifest, redactor: Redactor, log: logging.Logger, started: float
+) -> tuple[Context, Any]:
+    backend = open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
+    box = SecretBox(load_key(spec.data_dir))
+    writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)
+    root = DocumentStore(backend, writer)
+    accounts = AccountStore(root, box)
+    account = _account(spec, manifest, accounts)
+    secret_fields = manifest.secret_fields()
+    redactor.add(account.secret_values(secret_fields))
+    fields = manifest.validate_fields(account.auth)
+    konnector_class = load_class(manifest)
+    ctx = Context(
+        manifest=manifest,
+        account=account,
+        fields=fields,
+        parameters=spec.parameters,
+        store=root.scoped(_permissions(manifest), writer),
+        accounts=accounts,
+        log=log,
+        redactor=redactor,
+        manual=spec.manual,
+        deadline=_deadline(spec.time_limit, started),
+        data_dir=spec.data_dir,
+    )
+    return ctx, konnector_class()
+
+
+def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Account:
+    if spec.fields is None:
+        return accounts.load(spec.account_id, spec.account_rev)
+    account = accounts.find(spec.account_id) or Account(spec.account_id, manifest.slug)
+    if account.auth != spec.fields:
+        account.auth = dict(spec.fields)
+        accounts.save(account, manifest.secret_fields())
+    return account
+
+
+def _permissions(manifest: Manifest) -> dict[str, frozenset[str]]:
+    granted: dict[str, frozenset[str]] = {}
+    for permission in manifest.data["permissions"].values():
+        verbs = frozenset(permission.get("verbs", ["ALL"]))
+        granted[permission["type"]] = granted.get(permission["type"], frozenset()) | verbs
+    return granted
+
+
+def _deadline(time_limit: float | None, started: float) -> float | None:
+    if time_limit is None:
+        return None
+    return started + time_limit - min(DEADLINE_MARGIN, time_limit * 0.1)

@@ -1,0 +1,244 @@
+"""The store konnectors write through: dedup, bulk writes, conflicts, metadata, permissions.
+
+Built once on the :class:`~framework.store.backend.Backend` primitives, so both
+backends behave the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..errors import PermissionDenied, StoreError
+from .backend import HIGH_KEY, Backend, Doc
+
+BATCH_SIZE = 1000
+CONFLICT_ROUNDS = 5
+READ = "GET"
+ALL_VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+ShouldUpdate = Callable[[Doc, Doc], bool]
+Merge = Callable[[Doc, Doc], Doc]
+
+_BOOKKEEPING = ("_id", "_rev", "cozyMetadata")
+
+
+def fields_changed(entry: Doc, existing: Doc) -> bool:
+    """True when a field of ``entry`` differs from the stored twin (bookkeeping aside).
+
+    Our default ``should_update``. Cozy's default never updates, which silently
+    keeps values a provider has since corrected; pass :func:`never` for that.
+    """
+    return any(existing.get(k) != v for k, v in entry.items() if k not in _BOOKKEEPING)
+
+
+def never(entry: Doc, existing: Doc) -> bool:
+    return False
+
+
+def ours_win(stored: Doc, wanted: Doc) -> Doc:
+    """Default conflict merge: our fields over the stored document, fields we don't set kept."""
+    return {**stored, **wanted, "_rev": stored["_rev"]}
+
+
+def id_from_keys(entry: Doc, keys: Sequence[str]) -> str:
+    """A deterministic id from the dedup keys' values, so twins are found by id alone."""
+    try:
+        values = [entry[k] for k in keys]
+    except KeyError as exc:
+        raise StoreError(f"entry has no dedup key {exc.args[0]!r}: {entry!r:.200}") from None
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes: stamped into ``cozyMetadata`` as Cozy does."""
+
+    app: str = "konnector"
+    version: str = "0"
+    source_account: str | None = None
+    source_account_identifier: str | None = None
+
+
+@dataclass
+class DocumentStore:
+    """Konnector-facing store over a backend.
+
+    ``permissions`` maps doctype to allowed verbs; ``None`` means unrestricted
+    (the runner's own handle). :meth:`scoped` gives a konnector its handle.
+    """
+
+    backend: Backend
+    writer: Writer = field(default_factory=Writer)
+    permissions: dict[str, frozenset[str]] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    batch_size: int = BATCH_SIZE
+
+    def scoped(self, permissions: dict[str, frozenset[str]], writer: Writer) -> DocumentStore:
+        return DocumentStore(self.backend, writer, permissions, self.clock, self.batch_size)
+
+    def _check(self, doctype: str, verb: str) -> None:
+        if self.permissions is None:
+            return
+        verbs = self.permissions.get(doctype)
+        if verbs is None or (verb not in verbs and "ALL" not in verbs):
+            action = "read" if verb == READ else "write"
+            raise PermissionDenied(
+                f"konnector '{self.writer.app}' may not {action} doctype {doctype!r}: its manifest does not grant it"
+            )
+
+    # reads
+
+    def get(self, doctype: str, doc_id: str) -> Doc | None:
+        self._check(doctype, READ)
+        return self.backend.get(doctype, doc_id)
+
+    def get_many(self, doctype: str, ids: Sequence[str]) -> dict[str, Doc]:
+        self._check(doctype, READ)
+        return self.backend.get_many(doctype, ids)
+
+    def get_revision(self, doctype: str, doc_id: str, rev: str) -> Doc | None:
+        self._check(doctype, READ)
+        return self.backend.get_revision(doctype, doc_id, rev)
+
+    def id_range(self, doctype: str, start: str = "", end: str = HIGH_KEY) -> Iterator[Doc]:
+        self._check(doctype, READ)
+        return self.backend.id_range(doctype, start, end)
+
+    def with_prefix(self, doctype: str, prefix: str) -> Iterator[Doc]:
+        """Documents whose id starts with ``prefix``, in id order."""
+        return self.id_range(doctype, prefix, prefix + HIGH_KEY)
+
+    def find(self, doctype: str, selector: Doc, *, limit: int, sort: Sequence[str] = ()) -> list[Doc]:
+        self._check(doctype, READ)
+        return self.backend.find(doctype, selector, limit, sort)
+
+    def ensure_index(self, doctype: str, fields: Sequence[str]) -> None:
+        self._check(doctype, "PUT")
+        self.backend.ensure_index(doctype, fields)
+
+    # dedup
+
+    def hydrate_and_filter(
+        self,
+        doctype: str,
+        entries: Iterable[Doc],
+        keys: Sequence[str],
+        should_update: ShouldUpdate = fields_changed,
+    ) -> list[Doc]:
+        """The entries that need writing, hydrated with their stored twin's ``_id``/``_rev``.
+
+        Cozy's meaning, at O(entries) cost: each entry's id comes from its keys
+        (or its own ``_id``), twins are read by id in bulk, never by a scan.
+        Entries sharing an id collapse to the last one (the freshest).
+        """
+        by_id: dict[str, Doc] = {}
+        for entry in entries:
+            doc_id = entry.get("_id") or id_from_keys(entry, keys)
+            by_id[doc_id] = {**entry, "_id": doc_id}
+        stored = self.get_many(doctype, list(by_id))
+        to_write = []
+        for doc_id, entry in by_id.items():
+            twin = stored.get(doc_id)
+            if twin is None:
+                to_write.append(entry)
+            elif should_update(entry, twin):
+                hydrated = {**entry, "_rev": twin["_rev"]}
+                if "cozyMetadata" in twin:
+                    hydrated["cozyMetadata"] = twin["cozyMetadata"]
+                to_write.append(hydrated)
+        return to_write
+
+    # writes
+
+    def save(self, doctype: str, docs: Iterable[Doc], merge: Merge = ours_win) -> list[Doc]:
+        """Write docs in bulk batches; a conflicted doc is re-read, merged and retried alone.
+
+        Returns the docs as stored (with ``_id`` and ``_rev``).
+        """
+        self._check(doctype, "PUT")
+        saved: list[Doc] = []
+        batch: list[Doc] = []
+        for doc in docs:
+            batch.append(self._stamped(doc))
+            if len(batch) >= self.batch_size:
+                saved.extend(self._write_batch(doctype, batch, merge))
+                batch = []
+        if batch:
+            saved.extend(self._write_batch(doctype, batch, merge))
+        return saved
+
+    add_data = save
+
+    def update_or_create(
+        self, doctype: str, entries: Iterable[Doc], keys: Sequence[str], merge: Merge = ours_win
+    ) -> list[Doc]:
+        """Create entries, or update their twins (matched by keys) where a field changed."""
+        return self.save(doctype, self.hydrate_and_filter(doctype, entries, keys), merge)
+
+    def delete(self, doctype: str, docs: Iterable[Doc]) -> None:
+        self._check(doctype, "DELETE")
+        tombstones = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs]
+        for result in self.backend.bulk_write(doctype, tombstones):
+            if "error" in result:
+                raise StoreError(f"cannot delete {doctype}/{result['id']}: {result['error']}")
+
+    def _write_batch(self, doctype: str, batch: list[Doc], merge: Merge) -> list[Doc]:
+        pending = batch
+        saved: list[Doc] = []
+        for _ in range(CONFLICT_ROUNDS):
+            results = self.backend.bulk_write(doctype, pending)
+            conflicted = []
+            for doc, result in zip(pending, results, strict=True):
+                if "error" not in result:
+                    saved.append({**doc, "_id": result["id"], "_rev": result["rev"]})
+                elif result["error"] == "conflict":
+                    conflicted.append(doc)
+                else:
+                    raise StoreError(
+                        f"cannot write {doctype}/{result.get('id')}: {result['error']} {result.get('reason', '')}"
+                    )
+            if not conflicted:
+                return saved
+            pending = self._merged(doctype, conflicted, merge)
+        ids = ", ".join(d["_id"] for d in pending[:5])
+        raise StoreError(f"{doctype}: documents still conflicted after {CONFLICT_ROUNDS} rounds: {ids}")
+
+    def _merged(self, doctype: str, conflicted: list[Doc], merge: Merge) -> list[Doc]:
+        stored = self.backend.get_many(doctype, [d["_id"] for d in conflicted])
+        merged = []
+        for doc in conflicted:
+            current = stored.get(doc["_id"])
+            if current is None:
+                merged.append({k: v for k, v in doc.items() if k != "_rev"})
+            else:
+                combined = merge(current, doc)
+                combined["cozyMetadata"] = current.get("cozyMetadata")
+                merged.append(self._stamped(combined))
+        return merged
+
+    def _stamped(self, doc: Doc) -> Doc:
+        """``cozyMetadata`` as Cozy writes it: creation kept, update appended."""
+        now = self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        writer = self.writer
+        old = doc.get("cozyMetadata") or {}
+        updated_by = [a for a in old.get("updatedByApps", []) if a.get("slug") != writer.app]
+        updated_by.append({"slug": writer.app, "date": now, "version": writer.version})
+        metadata = {
+            "doctypeVersion": old.get("doctypeVersion", 1),
+            "metadataVersion": 1,
+            "createdAt": old.get("createdAt", now),
+            "createdByApp": old.get("createdByApp", writer.app),
+            "createdByAppVersion": old.get("createdByAppVersion", writer.version),
+            "updatedAt": now,
+            "updatedByApps": updated_by,
+        }
+        if writer.source_account:
+            metadata["sourceAccount"] = writer.source_account
+        if writer.source_account_identifier:
+            metadata["sourceAccountIdentifier"] = writer.source_account_identifier
+        return {**doc, "cozyMetadata": metadata}

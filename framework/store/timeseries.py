@@ -1,0 +1,224 @@
+"""Ecolyo-shaped time series and their exact month/year aggregation.
+
+One doctype per granularity (``<prefix>.minute|hour|day|month|year``), each
+document ``{load, year, month, day, hour, minute}`` in local wall-clock time
+(plus ``meter``, ``unit``, ``price`` where useful). Month documents have
+``day: 0`` and year documents ``month: 1, day: 0``, as Ecolyo writes them.
+
+Ids are readable and sortable: ``[meter/]2024``, ``2024-03``, ``2024-03-05``,
+``2024-03-05T14+0100``, ``2024-03-05T14:30+0100``. The UTC offset in sub-day ids
+keeps the two 02:30 of a DST fall-back day apart; the date prefix lets
+aggregation read one period's sources with an id range, never a scan.
+
+Aggregation recomputes every touched target period from all of its sources
+(not by adding deltas), so re-runs, overlapping fetches and crashes can never
+double-count. A period whose sources are incomplete is marked ``partial``;
+a partial total never replaces a complete one already stored.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from .backend import Doc
+from .documents import DocumentStore
+
+LEVELS = ("minute", "hour", "day", "month", "year")
+DECIMALS = 9
+"""Aggregates are rounded here: float noise must not make a re-run rewrite a doc."""
+
+_FUNCTIONS = {
+    "sum": math.fsum,
+    "max": max,
+    "min": min,
+    "mean": lambda values: math.fsum(values) / len(values),
+}
+
+
+def period_id(level: str, when: date | datetime, meter: str | None = None) -> str:
+    """The id of the ``level`` period holding ``when`` (an aware datetime below day level)."""
+    if level in ("minute", "hour"):
+        if not isinstance(when, datetime) or when.utcoffset() is None:
+            raise ValueError(f"a {level} point needs a timezone-aware datetime, got {when!r}")
+        stamp = when.strftime("%Y-%m-%dT%H:%M" if level == "minute" else "%Y-%m-%dT%H")
+        stamp += when.strftime("%z")
+    else:
+        stamp = when.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[level])
+    return f"{meter}/{stamp}" if meter else stamp
+
+
+def point(level: str, when: date | datetime, *, meter: str | None = None, **values: Any) -> Doc:
+    """One time-series document (with its ``_id``) for the period holding ``when``."""
+    fields = {
+        "year": when.year,
+        "month": when.month if level != "year" else 1,
+        "day": when.day if level in ("minute", "hour", "day") else 0,
+        "hour": when.hour if level in ("minute", "hour") and isinstance(when, datetime) else 0,
+        "minute": when.minute if level == "minute" and isinstance(when, datetime) else 0,
+    }
+    doc = {"_id": period_id(level, when, meter), **values, **fields}
+    if meter:
+        doc["meter"] = meter
+    return doc
+
+
+def parent_id(doc_id: str, level: str) -> str:
+    """The id of the ``level`` period that holds the period ``doc_id``."""
+    meter, _, stamp = doc_id.rpartition("/")
+    offset = stamp[-5:] if "T" in stamp else ""
+    length = {"year": 4, "month": 7, "day": 10, "hour": 13}[level]
+    parent = stamp[:length] + (offset if level == "hour" else "")
+    return f"{meter}/{parent}" if meter else parent
+
+
+def _sources_prefix(period: str, level: str) -> str:
+    """The id prefix shared by every source document of ``period`` (a ``level`` id)."""
+    if level == "hour":
+        return period[:-5] + ":"
+    return period + ("T" if level == "day" else "-")
+
+
+def _expected_sources(period: str, level: str, source_level: str) -> int | None:
+    """How many source periods a complete period has, when the calendar says it."""
+    stamp = period.rpartition("/")[2]
+    if level == "month" and source_level == "day":
+        return calendar.monthrange(int(stamp[:4]), int(stamp[5:7]))[1]
+    if level == "year" and source_level == "month":
+        return 12
+    return None
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Aggregate ``source`` level documents into ``target`` level documents.
+
+    ``rules`` maps each output field to ``(function, input field)``, function one
+    of ``sum``, ``max``, ``min``, ``mean``: ``{"load": ("sum", "load")}`` for
+    energy, ``("max", "load")`` for power, mean/min/max for temperature.
+    """
+
+    source: str
+    target: str
+    rules: dict[str, tuple[str, str]]
+    copy: tuple[str, ...] = ("unit",)
+    """Fields copied from the sources when they all agree (``unit``)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """A family of doctypes ``<prefix>.<level>`` and how they roll up."""
+
+    prefix: str
+    rollups: tuple[Rollup, ...]
+
+    def doctype(self, level: str) -> str:
+        return f"{self.prefix}.{level}"
+
+    @property
+    def doctypes(self) -> frozenset[str]:
+        levels = {r.source for r in self.rollups} | {r.target for r in self.rollups}
+        return frozenset(self.doctype(level) for level in levels)
+
+
+def energy_series(prefix: str, finest: str = "day") -> Series:
+    """A series of energy (``load`` summed) from ``finest`` level up to year."""
+    chain = LEVELS[LEVELS.index(finest) :]
+    sums = {"load": ("sum", "load"), "price": ("sum", "price")}
+    return Series(prefix, tuple(Rollup(a, b, sums) for a, b in itertools.pairwise(chain)))
+
+
+def write_points(store: DocumentStore, series: Series, level: str, points: Iterable[Doc]) -> dict[str, int]:
+    """Upsert points at ``level``, then re-aggregate every period they touch.
+
+    Returns the number of documents written per doctype.
+    """
+    doctype = series.doctype(level)
+    written = store.save(doctype, store.hydrate_and_filter(doctype, points, keys=("_id",)))
+    counts = {doctype: len(written)} if written else {}
+    touched = {level: {d["_id"] for d in written}}
+    for rollup in series.rollups:
+        sources = touched.get(rollup.source)
+        if not sources:
+            continue
+        periods = sorted({parent_id(i, rollup.target) for i in sources})
+        ids = aggregate(store, series, rollup, periods)
+        if ids:
+            counts[series.doctype(rollup.target)] = len(ids)
+        touched.setdefault(rollup.target, set()).update(ids)
+    return counts
+
+
+def aggregate(store: DocumentStore, series: Series, rollup: Rollup, periods: Sequence[str]) -> list[str]:
+    """Recompute ``periods`` (target ids) from their sources; write those that changed.
+
+    A write that conflicts (another job aggregated meanwhile) is recomputed from
+    the sources as they are then, so the last writer never stores a stale total.
+    """
+    target = series.doctype(rollup.target)
+    source = series.doctype(rollup.source)
+
+    def compute(period: str) -> Doc | None:
+        prefix = _sources_prefix(period, rollup.target)
+        sources = [d for d in store.with_prefix(source, prefix) if parent_id(d["_id"], rollup.target) == period]
+        return _combine(period, rollup, sources)
+
+    def recompute(stored: Doc, wanted: Doc) -> Doc:
+        computed = compute(wanted["_id"]) or wanted
+        return {**computed, "_rev": stored["_rev"]}
+
+    existing = store.get_many(target, list(periods))
+    to_write = []
+    for period in periods:
+        computed = compute(period)
+        twin = existing.get(period)
+        if computed is None or (twin is not None and not _should_replace(twin, computed)):
+            continue
+        if twin is not None:
+            computed.update(_rev=twin["_rev"], cozyMetadata=twin.get("cozyMetadata"))
+        to_write.append(computed)
+    return [d["_id"] for d in store.save(target, to_write, merge=recompute)]
+
+
+def _should_replace(existing: Doc, computed: Doc) -> bool:
+    if computed.get("partial") and not existing.get("partial"):
+        return False
+    return _content(existing) != _content(computed)
+
+
+def _content(doc: Doc) -> Doc:
+    return {k: v for k, v in doc.items() if k not in ("_id", "_rev", "cozyMetadata")}
+
+
+def _combine(period: str, rollup: Rollup, sources: list[Doc]) -> Doc | None:
+    if not sources:
+        return None
+    first = sources[0]
+    doc: Doc = {"_id": period}
+    for output, (function, field) in rollup.rules.items():
+        values = [s[field] for s in sources if isinstance(s.get(field), (int, float))]
+        if values:
+            doc[output] = round(_FUNCTIONS[function](values), DECIMALS)
+    for field in rollup.copy:
+        values = {s.get(field) for s in sources}
+        if len(values) == 1 and None not in values:
+            doc[field] = values.pop()
+    level = rollup.target
+    doc.update(
+        year=first["year"],
+        month=first["month"] if level != "year" else 1,
+        day=first["day"] if level in ("hour", "day") else 0,
+        hour=first["hour"] if level == "hour" else 0,
+        minute=0,
+    )
+    if "meter" in first:
+        doc["meter"] = first["meter"]
+    expected = _expected_sources(period, level, rollup.source)
+    if (expected and len(sources) < expected) or any(s.get("partial") for s in sources):
+        doc["partial"] = True
+    return doc

@@ -1,0 +1,56 @@
+"""pytest fixtures: a CouchDB-compatible server, isolated store prefixes, stores of both kinds.
+
+- ``couchdb_url``: ``$COUCHDB_URL`` if set, else a pouchdb-server started once
+  per session. Where it cannot start, CouchDB tests are skipped with the
+  reason, except under CI (``CI`` set), where they fail loudly.
+- ``db_prefix``: a fresh database prefix per test, so tests never see each
+  other's data on a shared server.
+- ``backend``: parametrised over ``embedded`` and ``couchdb``: a test using it
+  runs against both backends (the contract suite).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from framework.store import Backend, CouchBackend, SqliteBackend
+
+from .couchdb_server import CouchServer, ServerUnavailable
+
+
+@pytest.fixture(scope="session")
+def couchdb_url() -> Iterator[str]:
+    if url := os.environ.get("COUCHDB_URL"):
+        yield url
+        return
+    try:
+        server = CouchServer().start()
+    except ServerUnavailable as reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CouchDB tests must run in CI: {reason}")
+        pytest.skip(f"no CouchDB-compatible server: {reason}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+@pytest.fixture(params=["embedded", "couchdb"])
+def backend(request: pytest.FixtureRequest, db_prefix: str, tmp_path) -> Iterator[Backend]:
+    if request.param == "couchdb":
+        store: Backend = CouchBackend(request.getfixturevalue("couchdb_url"), db_prefix)
+    else:
+        store = SqliteBackend(tmp_path / "store.sqlite3", db_prefix)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,1 @@
+"""Built-in konnectors, one package per provider."""

@@ -1,0 +1,1 @@
+"""Green Button (ESPI) data: the streaming parser and the file-import konnector."""

@@ -29,7 +29,7 @@ HIGH_KEY = "\ufff0"
 def db_name(prefix: str, doctype: str) -> str:
     """The CouchDB database name of a doctype, as Cozy derives it; refuse illegal names."""
     name = prefix + doctype.replace(".", "-")
-    if not _DB_NAME.match(name) or len(name) > MAX_DB_NAME:
+    if not _DB_NAME.fullmatch(name) or len(name) > MAX_DB_NAME:
         raise StoreError(
             f"doctype {doctype!r} with prefix {prefix!r} gives database name {name!r}, "
             "which CouchDB refuses (lower-case letter first, then a-z 0-9 _ $ ( ) + - /)"

@@ -64,6 +64,7 @@ class CouchBackend:
         self.client = CouchClient(url)
         self.prefix = prefix
         self._created: set[str] = set()
+        self._indexes: set[tuple[str, tuple[str, ...]]] = set()
 
     def _db(self, doctype: str) -> str:
         return quote(db_name(self.prefix, doctype), safe="")
@@ -125,13 +126,17 @@ class CouchBackend:
     def find(self, doctype: str, selector: Doc, limit: int, sort: Sequence[str] = ()) -> list[Doc]:
         query: Doc = {"selector": selector, "limit": limit}
         if sort:
+            self.ensure_index(doctype, sort)
             query["sort"] = [{field: "asc"} for field in sort]
         body = self.client.request("POST", f"{self._db(doctype)}/_find", json=query, ok=(404,))
         return body["docs"] if body else []
 
     def ensure_index(self, doctype: str, fields: Sequence[str]) -> None:
+        """Create the index once per backend (CouchDB sorts only on an indexed field)."""
         db = self._ensure_db(doctype)
-        self.client.request("POST", f"{db}/_index", json={"index": {"fields": list(fields)}})
+        if (db, tuple(fields)) not in self._indexes:
+            self.client.request("POST", f"{db}/_index", json={"index": {"fields": list(fields)}})
+            self._indexes.add((db, tuple(fields)))
 
     def close(self) -> None:
         self.client.close()

@@ -134,23 +134,26 @@ def energy_series(prefix: str, finest: str = "day") -> Series:
 
 
 def write_points(store: DocumentStore, series: Series, level: str, points: Iterable[Doc]) -> dict[str, int]:
-    """Upsert points at ``level``, then re-aggregate every period they touch.
+    """Upsert points at ``level``, then re-aggregate every period they fall in.
 
-    Returns the number of documents written per doctype.
+    Periods are recomputed for every point given, written or not: a job that
+    crashed after storing points but before aggregating them is repaired by
+    the next run, which re-fetches the same window. Only changed documents
+    are written. Returns the number of documents written per doctype.
     """
+    points = list(points)
     doctype = series.doctype(level)
     written = store.save(doctype, store.hydrate_and_filter(doctype, points, keys=("_id",)))
     counts = {doctype: len(written)} if written else {}
-    touched = {level: {d["_id"] for d in written}}
+    touched = {level: {p["_id"] for p in points}}
     for rollup in series.rollups:
         sources = touched.get(rollup.source)
         if not sources:
             continue
         periods = sorted({parent_id(i, rollup.target) for i in sources})
-        ids = aggregate(store, series, rollup, periods)
-        if ids:
+        if ids := aggregate(store, series, rollup, periods):
             counts[series.doctype(rollup.target)] = len(ids)
-        touched.setdefault(rollup.target, set()).update(ids)
+        touched.setdefault(rollup.target, set()).update(periods)
     return counts
 
 

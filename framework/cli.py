@@ -144,17 +144,19 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, del
     try:
         spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform)
         spec.delete = spec.delete or delete
-        registry = _registry()
+        manifest = _registry().get(spec.slug)
     except KonnectorError as error:
+        if log_format == "human":
+            raise
         sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
-    sys.exit(runner.run(spec, registry, redactor))
+    sys.exit(runner.run(spec, manifest, redactor))
 
 
 def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:
     if platform:
         return runner.spec_from_environment(dict(os.environ), slug)
     if not slug:
-        raise ConfigurationError("give the konnector's SLUG (see: konnector list)")
+        raise click.UsageError("give the konnector's SLUG (see: konnector list)")
     fields, parameters = None, {}
     if config:
         dev_config = runner.read_dev_config(config)

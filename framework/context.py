@@ -13,7 +13,7 @@ from typing import Any
 from .accounts import Account, AccountStore
 from .errors import PartialSync
 from .manifest import Manifest
-from .redact import Redactor
+from .redact import Redactor, SecretDict
 from .store import DocumentStore
 
 
@@ -37,6 +37,9 @@ class Context:
     written: dict[str, int] = field(default_factory=dict)
     """Documents written per doctype during this job."""
 
+    def __post_init__(self) -> None:
+        self.account.secrets = SecretDict(self.redactor, self.account.secrets)
+
     @property
     def slug(self) -> str:
         return self.manifest.slug
@@ -56,7 +59,6 @@ class Context:
 
     def save_state(self) -> None:
         """Persist ``state`` and ``secrets`` in the account now."""
-        self.redactor.add(self.account.secrets)
         self.accounts.save(self.account, self.manifest.secret_fields())
 
     def time_left(self) -> float | None:

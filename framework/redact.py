@@ -57,3 +57,25 @@ class Redactor:
         for pattern in _CREDENTIAL_PATTERNS:
             text = pattern.sub(lambda m: m.group(1) + MASK, text)
         return text
+
+
+class SecretDict(dict):
+    """A dict whose values are registered with a redactor as they are set."""
+
+    def __init__(self, redactor: Redactor, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._redactor = redactor
+        redactor.add(dict(self))
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self._redactor.add(value)
+        super().__setitem__(key, value)
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: object = None) -> object:
+        if key not in self:
+            self[key] = default
+        return self[key]

@@ -22,7 +22,7 @@ from .errors import CODES, ConfigurationError, KonnectorError
 from .logs import get_logger
 from .manifest import Manifest
 from .redact import Redactor
-from .registry import Registry, load_class
+from .registry import load_class
 from .store import DocumentStore, Writer, open_backend
 
 DEFAULT_DATA_DIR = Path("konnector-data")
@@ -95,12 +95,11 @@ def read_dev_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def run(spec: JobSpec, registry: Registry, redactor: Redactor) -> int:
+def run(spec: JobSpec, manifest: Manifest, redactor: Redactor) -> int:
     """Run the job; return the exit status."""
     log = get_logger(spec.slug)
     started = time.monotonic()
     try:
-        manifest = registry.get(spec.slug)
         ctx, konnector = _prepare(spec, manifest, redactor, log, started)
         if spec.delete:
             konnector.on_delete_account(ctx)

@@ -178,6 +178,7 @@ class DocumentStore:
         self, doctype: str, entries: Iterable[Doc], keys: Sequence[str], merge: Merge = ours_win
     ) -> list[Doc]:
         """Create entries, or update their twins (matched by keys) where a field changed."""
+        self._check(doctype, "PUT")
         return self.save(doctype, self.hydrate_and_filter(doctype, entries, keys), merge)
 
     def delete(self, doctype: str, docs: Iterable[Doc]) -> None:

@@ -147,10 +147,16 @@ def test_find_supports_in_exists_and_or(store):
 
 def test_hydrate_and_filter_keeps_new_and_changed_entries_only(store):
     keys = ("date", "meter")
-    store.save(DOCTYPE, [{"_id": id_from_keys(e, keys), **e} for e in [
-        {"date": "2024-01-01", "meter": "m", "load": 1.0},
-        {"date": "2024-01-02", "meter": "m", "load": 2.0},
-    ]])
+    store.save(
+        DOCTYPE,
+        [
+            {"_id": id_from_keys(e, keys), **e}
+            for e in [
+                {"date": "2024-01-01", "meter": "m", "load": 1.0},
+                {"date": "2024-01-02", "meter": "m", "load": 2.0},
+            ]
+        ],
+    )
     entries = [
         {"date": "2024-01-01", "meter": "m", "load": 1.0},
         {"date": "2024-01-02", "meter": "m", "load": 2.5},

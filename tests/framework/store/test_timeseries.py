@@ -29,7 +29,13 @@ def loads(store, level, series=DAILY):
 
 def test_points_have_ecolyo_fields_and_sortable_ids():
     assert point("day", date(2024, 3, 5), load=2.5) == {
-        "_id": "2024-03-05", "load": 2.5, "year": 2024, "month": 3, "day": 5, "hour": 0, "minute": 0,
+        "_id": "2024-03-05",
+        "load": 2.5,
+        "year": 2024,
+        "month": 3,
+        "day": 5,
+        "hour": 0,
+        "minute": 0,
     }
     month = point("month", date(2024, 3, 1), load=1, meter="pdl")
     assert month["_id"] == "pdl/2024-03" and (month["day"], month["meter"]) == (0, "pdl")
@@ -57,7 +63,9 @@ def test_month_and_year_are_exact_sums(store):
 def test_rerun_writes_nothing_and_keeps_revisions(store):
     points = days(date(2024, 1, 1), 40)
     write_points(store, DAILY, "day", points)
-    before = {lvl: {d["_id"]: d["_rev"] for d in store.id_range(DAILY.doctype(lvl))} for lvl in ("day", "month", "year")}
+    before = {
+        lvl: {d["_id"]: d["_rev"] for d in store.id_range(DAILY.doctype(lvl))} for lvl in ("day", "month", "year")
+    }
     assert write_points(store, DAILY, "day", points) == {}
     after = {lvl: {d["_id"]: d["_rev"] for d in store.id_range(DAILY.doctype(lvl))} for lvl in ("day", "month", "year")}
     assert after == before

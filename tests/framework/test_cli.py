@@ -188,7 +188,7 @@ def test_deadline_stops_cleanly_with_partial_sync_then_resumes(cli, platform):
 
 
 def test_platform_deletion_runs_hook_on_the_deleted_account(cli, platform):
-    env, store, accounts = platform
+    env, store, _accounts = platform
     assert cli("run", env=env).status == 0
     doc = store.get(ACCOUNTS, "acc-1")
     store.delete(ACCOUNTS, [doc])

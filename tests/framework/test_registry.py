@@ -1,0 +1,166 @@
+"""Discovery: built-in manifests, KONNECTOR_PATH, and pip-installed distributions.
+
+The third-party distribution is laid out exactly as pip installs one into
+site-packages (the package plus its ``.dist-info`` with ``entry_points.txt``),
+in a temporary directory put on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from framework.errors import ConfigurationError, InvalidFields
+from framework.manifest import ManifestError, load_file
+from framework.registry import Registry
+from tests.conftest import PATH_KONNECTORS, write_json
+
+THIRD_PARTY_MANIFEST = {
+    "name": "Meter Reader",
+    "slug": "meter-reader",
+    "type": "konnector",
+    "version": "0.3.0",
+    "entrypoint": "meter_reader.konnector:MeterReader",
+    "fields": {"meter": {"type": "text"}},
+    "permissions": {"days": {"type": "org.example.meter.day"}},
+}
+
+THIRD_PARTY_CODE = """
+from datetime import date
+
+from framework import Konnector, point
+
+
+class MeterReader(Konnector):
+    dedup_keys = {"org.example.meter.day": ("meter", "date")}
+
+    def fetch(self, ctx):
+        yield [("2024-05-01", 4.5), ("2024-05-02", 5.5)]
+
+    def process(self, ctx, rows):
+        return {"org.example.meter.day": [
+            {"meter": ctx.fields["meter"], "date": day, "load": load} for day, load in rows
+        ]}
+"""
+
+
+def install_distribution(site: Path, manifest: dict, code: str, entry_value: str = "meter_reader") -> Path:
+    package = site / "meter_reader"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "konnector.py").write_text(code)
+    write_json(package / "manifest.json", manifest)
+    info = site / "meter_reader-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: meter-reader\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text(f"[konnectors]\nmeter-reader = {entry_value}\n")
+    (info / "RECORD").write_text("")
+    return site
+
+
+def test_third_party_distribution_is_listed_and_runs(cli, tmp_path):
+    site = install_distribution(tmp_path / "site", THIRD_PARTY_MANIFEST, THIRD_PARTY_CODE)
+    env = {"PYTHONPATH": str(site)}
+    listed = cli("list", env=env)
+    assert listed.status == 0, listed.output
+    assert "meter-reader" in listed.stdout and "entry point 'meter-reader' of meter-reader" in listed.stdout
+    config = write_json(tmp_path / "dev.json", {"fields": {"meter": "m1"}})
+    result = cli("run", "meter-reader", "--config", str(config), env=env)
+    assert result.status == 0, result.output
+    assert "wrote 2 org.example.meter.day" in result.stderr
+
+
+def test_konnector_code_is_imported_only_when_run(cli, tmp_path):
+    site = install_distribution(tmp_path / "site", THIRD_PARTY_MANIFEST, "raise ImportError('broken on import')")
+    env = {"PYTHONPATH": str(site)}
+    assert cli("list", env=env).status == 0
+    config = write_json(tmp_path / "dev.json", {"fields": {"meter": "m1"}})
+    result = cli("run", "meter-reader", "--config", str(config), env=env)
+    assert result.status == 1 and "cannot import meter_reader.konnector: broken on import" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_entrypoint_outside_its_package_is_refused(cli, tmp_path):
+    manifest = {**THIRD_PARTY_MANIFEST, "entrypoint": "framework.cli:main"}
+    site = install_distribution(tmp_path / "site", manifest, THIRD_PARTY_CODE)
+    result = cli("list", env={"PYTHONPATH": str(site)})
+    assert result.status == 1
+    assert "entrypoint framework.cli:main must be inside package meter_reader" in result.stderr
+
+
+def test_duplicate_slug_names_both_sources(tmp_path):
+    builtin = json.loads((Path(__file__).parents[2] / "manifests" / "greenbutton-file.json").read_text())
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "greenbutton_copy.py").write_text("")
+    write_json(extra / "greenbutton-file.json", {**builtin, "entrypoint": "greenbutton_copy:Copy"})
+    with pytest.raises(ConfigurationError) as raised:
+        Registry.discover([extra])
+    message = raised.value.message
+    assert "'greenbutton-file' is declared twice" in message
+    assert "manifests/greenbutton-file.json" in message and str(extra / "greenbutton-file.json") in message
+
+
+def test_path_konnectors_must_live_in_their_directory(tmp_path):
+    probe = json.loads((PATH_KONNECTORS / "probe.json").read_text())
+    write_json(tmp_path / "probe.json", {**probe, "entrypoint": "os.path:join"})
+    with pytest.raises(ManifestError, match="is not a module of"):
+        Registry.discover([tmp_path])
+
+
+def test_manifest_file_name_must_be_its_slug(tmp_path):
+    probe = json.loads((PATH_KONNECTORS / "probe.json").read_text())
+    (tmp_path / "probe_konnector.py").write_text("")
+    write_json(tmp_path / "other.json", probe)
+    with pytest.raises(ManifestError, match="file name must be the slug"):
+        Registry.discover([tmp_path])
+
+
+@pytest.mark.parametrize("slug", ["../etc", "a/b", "UPPER", "", "x" * 70])
+def test_slug_with_path_characters_is_refused(tmp_path, slug):
+    path = write_json(tmp_path / "m.json", {**THIRD_PARTY_MANIFEST, "slug": slug})
+    with pytest.raises(ManifestError, match=r"\$\.slug"):
+        load_file(path)
+
+
+def test_unknown_slug_lists_known_ones():
+    with pytest.raises(ConfigurationError, match="known: .*greenbutton-file"):
+        Registry.discover([]).get("nope")
+
+
+def test_fields_schema_defaults_and_messages():
+    manifest = load_file(PATH_KONNECTORS / "probe.json")
+    assert manifest.validate_fields({"login": "bob", "password": "pw"})["mode"] == "ok"
+    with pytest.raises(InvalidFields) as raised:
+        manifest.validate_fields({"login": "bob", "password": "hunter22", "mode": "loud"})
+    assert "field 'mode' is malformed: got 'loud', expected a non-empty string among ok, fail" in raised.value.message
+    with pytest.raises(InvalidFields) as raised:
+        manifest.validate_fields({"login": "bob", "password": ""})
+    assert "field 'password' is malformed: got (hidden)" in raised.value.message
+
+
+def test_field_types_become_json_schema(tmp_path):
+    fields = {
+        "email": {"type": "email"},
+        "start": {"type": "date"},
+        "opt_in": {"type": "checkbox"},
+        "code": {"type": "text", "min": 3, "max": 4},
+    }
+    manifest = load_file(write_json(tmp_path / "m.json", {**THIRD_PARTY_MANIFEST, "fields": fields}))
+    manifest.validate_fields({"email": "a@b.fr", "start": "2024-01-31", "code": "abc"})
+    with pytest.raises(InvalidFields) as raised:
+        manifest.validate_fields({"email": "nope", "start": "31/01/2024", "code": "ab", "opt_in": "yes"})
+    message = raised.value.message
+    for expected in (
+        "'email' is malformed",
+        "an e-mail address",
+        "'start'",
+        "a date YYYY-MM-DD",
+        "'opt_in'",
+        "true or false",
+        "'code'",
+        "of 3 to 4 characters",
+    ):
+        assert expected in message

@@ -36,20 +36,26 @@ def household_feed(start: date, days: int, zone: str = "Europe/Paris", usage_poi
         '<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" '
         'xmlns:espi="http://naesb.org/espi"><id>urn:uuid:feed</id><title>Synthetic household</title>\n',
         _entry(
-            "up", point, "Home",
-            "<espi:UsagePoint><espi:ServiceCategory><espi:kind>0</espi:kind></espi:ServiceCategory>"
-            "</espi:UsagePoint>",
+            "up",
+            point,
+            "Home",
+            "<espi:UsagePoint><espi:ServiceCategory><espi:kind>0</espi:kind></espi:ServiceCategory></espi:UsagePoint>",
             related=[f"{point}/MeterReading", "LocalTimeParameters/01"],
         ),
         _entry(
-            "ltp", "LocalTimeParameters/01", "Local time",
+            "ltp",
+            "LocalTimeParameters/01",
+            "Local time",
             f"<espi:LocalTimeParameters><espi:dstOffset>3600</espi:dstOffset>"
             f"<espi:tzOffset>{standard}</espi:tzOffset></espi:LocalTimeParameters>",
         ),
-        _entry("mr", reading, "Electricity", "<espi:MeterReading/>",
-               related=[f"{reading}/IntervalBlock", "ReadingType/01"]),
         _entry(
-            "rt", "ReadingType/01", "Hourly Wh",
+            "mr", reading, "Electricity", "<espi:MeterReading/>", related=[f"{reading}/IntervalBlock", "ReadingType/01"]
+        ),
+        _entry(
+            "rt",
+            "ReadingType/01",
+            "Hourly Wh",
             "<espi:ReadingType><espi:accumulationBehaviour>4</espi:accumulationBehaviour>"
             "<espi:commodity>1</espi:commodity><espi:flowDirection>1</espi:flowDirection>"
             "<espi:intervalLength>3600</espi:intervalLength><espi:kind>12</espi:kind>"
@@ -73,8 +79,9 @@ def household_feed(start: date, days: int, zone: str = "Europe/Paris", usage_poi
             f"<espi:IntervalBlock><espi:interval><espi:duration>{3600 * hours}</espi:duration>"
             f"<espi:start>{stamp}</espi:start></espi:interval>{readings}</espi:IntervalBlock>"
         )
-        parts.append(_entry(f"ib{n}", f"{reading}/IntervalBlock/{stamp}", f"Day {day}", block,
-                            up=f"{reading}/IntervalBlock"))
+        parts.append(
+            _entry(f"ib{n}", f"{reading}/IntervalBlock/{stamp}", f"Day {day}", block, up=f"{reading}/IntervalBlock")
+        )
     parts.append("</feed>\n")
     return "".join(parts)
 

@@ -4,6 +4,7 @@ for origins and licences), checked against an independent whole-document computa
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -13,9 +14,10 @@ from tests.conftest import SHARED_DATA
 
 SAMPLES = SHARED_DATA / "greenbutton"
 FILES = sorted(SAMPLES.glob("*.xml")) if SAMPLES.is_dir() else []
+"""Under CI these tests run even without the files, and fail: the data must be there."""
 NS = {"a": "http://www.w3.org/2005/Atom", "e": "http://naesb.org/espi"}
 
-pytestmark = pytest.mark.skipif(not FILES, reason=f"sample data not found at {SAMPLES}")
+pytestmark = pytest.mark.skipif(not FILES and not os.environ.get("CI"), reason=f"no sample data at {SAMPLES}")
 
 
 def independent_total(path) -> tuple[int, float]:

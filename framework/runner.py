@@ -152,7 +152,7 @@ def _prepare(
         account=account,
         fields=fields,
         parameters=spec.parameters,
-        store=root.scoped(_permissions(manifest), writer),
+        store=root.scoped(permissions_of(manifest), writer),
         accounts=accounts,
         log=log,
         redactor=redactor,
@@ -173,7 +173,7 @@ def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Accou
     return account
 
 
-def _permissions(manifest: Manifest) -> dict[str, frozenset[str]]:
+def permissions_of(manifest: Manifest) -> dict[str, frozenset[str]]:
     granted: dict[str, frozenset[str]] = {}
     for permission in manifest.data["permissions"].values():
         verbs = frozenset(permission.get("verbs", ["ALL"]))

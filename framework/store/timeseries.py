@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .backend import Doc
-from .documents import DocumentStore
+from .backend import HIGH_KEY, Doc
+from .documents import DocumentStore, Merge, ShouldUpdate, fields_changed, ours_win
 
 LEVELS = ("minute", "hour", "day", "month", "year")
 DECIMALS = 9
@@ -117,8 +117,16 @@ class Series:
     prefix: str
     rollups: tuple[Rollup, ...]
 
+    def __post_init__(self) -> None:
+        sources = [r.source for r in self.rollups]
+        if len(sources) != len(set(sources)):
+            raise ValueError(f"series {self.prefix}: one rollup per source level, got {sources}")
+
     def doctype(self, level: str) -> str:
         return f"{self.prefix}.{level}"
+
+    def rollup_from(self, level: str) -> Rollup | None:
+        return next((r for r in self.rollups if r.source == level), None)
 
     @property
     def doctypes(self) -> frozenset[str]:
@@ -134,61 +142,92 @@ def energy_series(prefix: str, finest: str = "day") -> Series:
 
 
 def write_points(store: DocumentStore, series: Series, level: str, points: Iterable[Doc]) -> dict[str, int]:
-    """Upsert points at ``level``, then re-aggregate every period they fall in.
+    """Upsert points at ``level``, then re-aggregate every period they fall in, level by level.
 
-    Periods are recomputed for every point given, written or not: a job that
-    crashed after storing points but before aggregating them is repaired by
-    the next run, which re-fetches the same window. Only changed documents
-    are written. Returns the number of documents written per doctype.
+    At each level, the sources of the touched parent periods are read first
+    with one id range per meter (the periods a chunk touches are contiguous);
+    that read also holds the stored twins of what is about to be written, so
+    dedup costs no extra request. Parents are then recomputed from all their
+    sources (not by adding deltas), for every period touched, written or not:
+    a job that crashed between points and aggregates is repaired by the next
+    run. Only changed documents are written. Returns documents written per doctype.
     """
-    points = list(points)
-    doctype = series.doctype(level)
-    written = store.save(doctype, store.hydrate_and_filter(doctype, points, keys=("_id",)))
-    counts = {doctype: len(written)} if written else {}
-    touched = {level: {p["_id"] for p in points}}
-    for rollup in series.rollups:
-        sources = touched.get(rollup.source)
-        if not sources:
-            continue
-        periods = sorted({parent_id(i, rollup.target) for i in sources})
-        if ids := aggregate(store, series, rollup, periods):
-            counts[series.doctype(rollup.target)] = len(ids)
-        touched.setdefault(rollup.target, set()).update(periods)
+    wanted = {p["_id"]: p for p in points}
+    counts: dict[str, int] = {}
+    merge: Merge = ours_win
+    should_write = fields_changed
+    while wanted:
+        doctype = series.doctype(level)
+        rollup = series.rollup_from(level)
+        if rollup is None:
+            twins = store.get_many(doctype, list(wanted))
+        else:
+            periods = sorted({parent_id(doc_id, rollup.target) for doc_id in wanted})
+            sources = _sources_by_period(store, doctype, rollup.target, periods)
+            twins = {doc_id: doc for docs in sources.values() for doc_id, doc in docs.items()}
+        written = _upsert(store, doctype, wanted, twins, should_write, merge)
+        if written:
+            counts[doctype] = len(written)
+        if rollup is None:
+            break
+        for doc in written:
+            sources[parent_id(doc["_id"], rollup.target)][doc["_id"]] = doc
+        wanted = {p: doc for p in periods if (doc := _combine(p, rollup, list(sources[p].values())))}
+        merge = _recompute_on_conflict(store, series, rollup)
+        should_write = _should_replace
+        level = rollup.target
     return counts
 
 
-def aggregate(store: DocumentStore, series: Series, rollup: Rollup, periods: Sequence[str]) -> list[str]:
-    """Recompute ``periods`` (target ids) from their sources; write those that changed.
+def _upsert(
+    store: DocumentStore,
+    doctype: str,
+    wanted: dict[str, Doc],
+    twins: dict[str, Doc],
+    should_write: ShouldUpdate,
+    merge: Merge,
+) -> list[Doc]:
+    to_write = []
+    for doc_id, doc in wanted.items():
+        twin = twins.get(doc_id)
+        if twin is None:
+            to_write.append(doc)
+        elif should_write(doc, twin):
+            to_write.append({**doc, "_rev": twin["_rev"], "cozyMetadata": twin.get("cozyMetadata")})
+    return store.save(doctype, to_write, merge)
 
-    A write that conflicts (another job aggregated meanwhile) is recomputed from
-    the sources as they are then, so the last writer never stores a stale total.
-    """
-    target = series.doctype(rollup.target)
-    source = series.doctype(rollup.source)
 
-    def compute(period: str) -> Doc | None:
-        prefix = _sources_prefix(period, rollup.target)
-        sources = [d for d in store.with_prefix(source, prefix) if parent_id(d["_id"], rollup.target) == period]
-        return _combine(period, rollup, sources)
+def _recompute_on_conflict(store: DocumentStore, series: Series, rollup: Rollup) -> Merge:
+    """A conflicting aggregate (another job wrote it meanwhile) is recomputed from the sources as they are now."""
 
     def recompute(stored: Doc, wanted: Doc) -> Doc:
-        computed = compute(wanted["_id"]) or wanted
+        period = wanted["_id"]
+        sources = _sources_by_period(store, series.doctype(rollup.source), rollup.target, [period])
+        computed = _combine(period, rollup, list(sources[period].values())) or wanted
         return {**computed, "_rev": stored["_rev"]}
 
-    existing = store.get_many(target, list(periods))
-    to_write = []
-    for period in periods:
-        computed = compute(period)
-        twin = existing.get(period)
-        if computed is None or (twin is not None and not _should_replace(twin, computed)):
-            continue
-        if twin is not None:
-            computed.update(_rev=twin["_rev"], cozyMetadata=twin.get("cozyMetadata"))
-        to_write.append(computed)
-    return [d["_id"] for d in store.save(target, to_write, merge=recompute)]
+    return recompute
 
 
-def _should_replace(existing: Doc, computed: Doc) -> bool:
+def _sources_by_period(
+    store: DocumentStore, source: str, level: str, periods: Sequence[str]
+) -> dict[str, dict[str, Doc]]:
+    """Source documents of each period, by id, read with one id range per meter."""
+    grouped: dict[str, dict[str, Doc]] = {period: {} for period in periods}
+    by_meter = itertools.groupby(sorted(periods), key=lambda period: period.rpartition("/")[0])
+    for _, meter_periods in by_meter:
+        ordered = list(meter_periods)
+        start = _sources_prefix(ordered[0], level)
+        end = _sources_prefix(ordered[-1], level) + HIGH_KEY
+        for doc in store.id_range(source, start, end):
+            parent = grouped.get(parent_id(doc["_id"], level))
+            if parent is not None:
+                parent[doc["_id"]] = doc
+    return grouped
+
+
+def _should_replace(computed: Doc, existing: Doc) -> bool:
+    """Write a recomputed aggregate if it changed, unless a partial total would replace a complete one."""
     if computed.get("partial") and not existing.get("partial"):
         return False
     return _content(existing) != _content(computed)

@@ -149,7 +149,8 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, del
         if log_format == "human":
             raise
         sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
-    sys.exit(runner.run(spec, manifest, redactor))
+    progress = logs.Progress(sys.stderr) if log_format == "human" and sys.stderr.isatty() else None
+    sys.exit(runner.run(spec, manifest, redactor, progress))
 
 
 def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:

@@ -36,6 +36,8 @@ class Context:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     written: dict[str, int] = field(default_factory=dict)
     """Documents written per doctype during this job."""
+    progress: Callable[[dict[str, int]], None] | None = None
+    """Told the running counts after each store (a terminal progress line)."""
 
     def __post_init__(self) -> None:
         self.account.secrets = SecretDict(self.redactor, self.account.secrets)
@@ -76,3 +78,5 @@ class Context:
     def count(self, written: dict[str, int]) -> None:
         for doctype, n in written.items():
             self.written[doctype] = self.written.get(doctype, 0) + n
+        if self.progress:
+            self.progress(self.written)

@@ -66,18 +66,36 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+CLEAR_LINE = "\r\x1b[K"
+
+
 class HumanFormatter(logging.Formatter):
     """``12:03:04 info  enedis-sge: message`` lines for a terminal."""
 
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, terminal: bool = False) -> None:
         super().__init__()
         self.redactor = redactor
+        self.prefix = CLEAR_LINE if terminal else ""
+        """On a terminal, each line first erases a progress line being shown."""
 
     def format(self, record: logging.LogRecord) -> str:
         time = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         kind = _TYPES.get(record.levelno, "info")
         namespace = record.name.removeprefix(ROOT + ".") or ROOT
-        return self.redactor(f"{time} {kind:<8} {namespace}: {_message_of(record)}")
+        return self.prefix + self.redactor(f"{time} {kind:<8} {namespace}: {_message_of(record)}")
+
+
+class Progress:
+    """A counter of documents written, redrawn in place on a terminal while a job runs."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, written: dict[str, int]) -> None:
+        total = sum(written.values())
+        kinds = len(written)
+        self.stream.write(f"{CLEAR_LINE}  {total:,} documents written ({kinds} doctypes)…")
+        self.stream.flush()
 
 
 def configure(
@@ -91,8 +109,10 @@ def configure(
     if stream is None:
         stream = sys.stdout if log_format == "json" else sys.stderr
     handler = logging.StreamHandler(stream)
-    formatter_class = JsonLineFormatter if log_format == "json" else HumanFormatter
-    handler.setFormatter(formatter_class(redactor))
+    if log_format == "json":
+        handler.setFormatter(JsonLineFormatter(redactor))
+    else:
+        handler.setFormatter(HumanFormatter(redactor, terminal=stream.isatty()))
     root = logging.getLogger(ROOT)
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,20 @@ def read_dev_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def run(spec: JobSpec, manifest: Manifest, redactor: Redactor) -> int:
+def run(
+    spec: JobSpec,
+    manifest: Manifest,
+    redactor: Redactor,
+    progress: Callable[[dict[str, int]], None] | None = None,
+) -> int:
     """Run the job; return the exit status."""
     log = get_logger(spec.slug)
     started = time.monotonic()
     try:
         ctx, konnector = _prepare(spec, manifest, redactor, log, started)
+        ctx.progress = progress
+        kind = "manual" if spec.manual else "scheduled"
+        log.info(f"{kind} {'deletion' if spec.delete else 'run'} for account {spec.account_id}")
         if spec.delete:
             konnector.on_delete_account(ctx)
             if spec.account_rev is None:

@@ -213,3 +213,67 @@ def test_delete_account_error_is_reported_like_a_job_error(cli, tmp_path):
     assert result.status == 1
     assert result.lines[-1] == {**result.lines[-1], "type": "critical", "message": "UNKNOWN_ERROR"}
     assert "account 'nobody' not found" in result.lines[-2]["message"]
+
+
+@pytest.mark.parametrize("command", ["list", "info", "validate", "run", "delete-account", "keygen"])
+def test_every_command_has_help(cli, command):
+    result = cli(command, "--help")
+    assert result.status == 0 and result.stdout.startswith("Usage: konnector " + command)
+
+
+def test_info_shows_fields_and_permissions(cli):
+    result = cli("info", "probe")
+    assert result.status == 0
+    assert "login: text, required" in result.stdout and "mode: dropdown, optional" in result.stdout
+    assert "io.example.probe.day (ALL)" in result.stdout
+
+
+def test_manual_and_scheduled_runs_are_told_apart(cli, platform):
+    env, _, _ = platform
+    scheduled = cli("run", env=env)
+    manual = cli("run", env={**env, "COZY_JOB_MANUAL_EXECUTION": "true"})
+    assert any(line["message"] == "scheduled run for account acc-1" for line in scheduled.lines)
+    assert any(line["message"] == "manual run for account acc-1" for line in manual.lines)
+
+
+def test_standalone_key_file_is_private_and_secrets_sealed(cli, tmp_path):
+    config = write_json(tmp_path / "dev.json", {"fields": FIELDS})
+    assert cli("run", "probe", "--config", str(config)).status == 0
+    key_file = tmp_path / "konnector-data" / "secret.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert SECRET.encode() not in (tmp_path / "konnector-data" / "store.sqlite3").read_bytes()
+
+
+def test_terminal_shows_a_progress_line(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import PATH_KONNECTORS
+
+    config = write_json(tmp_path / "dev.json", {"fields": FIELDS, "parameters": {"days": 4}})
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "KONNECTOR_PATH": str(PATH_KONNECTORS)}
+    env.pop("COZY_FIELDS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "framework", "run", "probe", "--config", str(config)],
+        stderr=terminal,
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert done.returncode == 0
+    assert b"\r\x1b[K  6 documents written (3 doctypes)" in shown

@@ -95,14 +95,19 @@ def validate(data: object, source: str) -> dict[str, Any]:
     return data  # type: ignore[return-value]
 
 
+def read_json(path: Path, error: type[ConfigurationError] = ConfigurationError) -> Any:
+    """A JSON file's content; an unreadable or malformed file raises ``error`` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not JSON: {exc}") from exc
+
+
 def load_file(path: Path, search_path: str | None = None) -> Manifest:
     """Read and validate one manifest file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+    data = read_json(path, ManifestError)
     return Manifest(validate(data, str(path)), str(path), search_path)
 
 

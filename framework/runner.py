@@ -21,7 +21,7 @@ from .context import Context
 from .crypto import SecretBox, load_key
 from .errors import CODES, ConfigurationError, KonnectorError
 from .logs import get_logger
-from .manifest import Manifest
+from .manifest import Manifest, read_json
 from .redact import Redactor
 from .registry import load_class
 from .store import DocumentStore, Writer, open_backend
@@ -85,12 +85,7 @@ def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
 
 def read_dev_config(path: Path) -> dict[str, Any]:
     """Cozy's ``konnector-dev-config.json`` shape: ``{"fields": {...}, "parameters"?: {...}}``."""
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read config {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"config {path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    config = read_json(path)
     if not isinstance(config, dict) or not isinstance(config.get("fields", {}), dict):
         raise ConfigurationError(f"config {path} must be an object with a 'fields' object")
     return config

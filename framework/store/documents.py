@@ -44,6 +44,24 @@ def ours_win(stored: Doc, wanted: Doc) -> Doc:
     return {**stored, **wanted, "_rev": stored["_rev"]}
 
 
+def hydrated_changes(wanted: dict[str, Doc], twins: dict[str, Doc], should_update: ShouldUpdate) -> list[Doc]:
+    """The wanted docs that are new or that ``should_update`` their twin, with the twin's ``_rev``.
+
+    The twin's ``cozyMetadata`` is carried over so that creation fields survive the update.
+    """
+    to_write = []
+    for doc_id, doc in wanted.items():
+        twin = twins.get(doc_id)
+        if twin is None:
+            to_write.append(doc)
+        elif should_update(doc, twin):
+            hydrated = {**doc, "_rev": twin["_rev"]}
+            if "cozyMetadata" in twin:
+                hydrated["cozyMetadata"] = twin["cozyMetadata"]
+            to_write.append(hydrated)
+    return to_write
+
+
 def id_from_keys(entry: Doc, keys: Sequence[str]) -> str:
     """A deterministic id from the dedup keys' values, so twins are found by id alone."""
     try:
@@ -140,18 +158,7 @@ class DocumentStore:
         for entry in entries:
             doc_id = entry.get("_id") or id_from_keys(entry, keys)
             by_id[doc_id] = {**entry, "_id": doc_id}
-        stored = self.get_many(doctype, list(by_id))
-        to_write = []
-        for doc_id, entry in by_id.items():
-            twin = stored.get(doc_id)
-            if twin is None:
-                to_write.append(entry)
-            elif should_update(entry, twin):
-                hydrated = {**entry, "_rev": twin["_rev"]}
-                if "cozyMetadata" in twin:
-                    hydrated["cozyMetadata"] = twin["cozyMetadata"]
-                to_write.append(hydrated)
-        return to_write
+        return hydrated_changes(by_id, self.get_many(doctype, list(by_id)), should_update)
 
     # writes
 

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .backend import HIGH_KEY, Doc
-from .documents import DocumentStore, Merge, ShouldUpdate, fields_changed, ours_win
+from .documents import DocumentStore, Merge, fields_changed, hydrated_changes, ours_win
 
 LEVELS = ("minute", "hour", "day", "month", "year")
 DECIMALS = 9
@@ -165,7 +165,7 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
             periods = sorted({parent_id(doc_id, rollup.target) for doc_id in wanted})
             sources = _sources_by_period(store, doctype, rollup.target, periods)
             twins = {doc_id: doc for docs in sources.values() for doc_id, doc in docs.items()}
-        written = _upsert(store, doctype, wanted, twins, should_write, merge)
+        written = store.save(doctype, hydrated_changes(wanted, twins, should_write), merge)
         if written:
             counts[doctype] = len(written)
         if rollup is None:
@@ -177,24 +177,6 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
         should_write = _should_replace
         level = rollup.target
     return counts
-
-
-def _upsert(
-    store: DocumentStore,
-    doctype: str,
-    wanted: dict[str, Doc],
-    twins: dict[str, Doc],
-    should_write: ShouldUpdate,
-    merge: Merge,
-) -> list[Doc]:
-    to_write = []
-    for doc_id, doc in wanted.items():
-        twin = twins.get(doc_id)
-        if twin is None:
-            to_write.append(doc)
-        elif should_write(doc, twin):
-            to_write.append({**doc, "_rev": twin["_rev"], "cozyMetadata": twin.get("cozyMetadata")})
-    return store.save(doctype, to_write, merge)
 
 
 def _recompute_on_conflict(store: DocumentStore, series: Series, rollup: Rollup) -> Merge:

@@ -18,11 +18,9 @@ import click
 from . import logs, runner
 from .crypto import new_key
 from .errors import ConfigurationError, KonnectorError
-from .manifest import load_file
+from .manifest import is_required, load_file
 from .redact import Redactor
 from .registry import Registry
-
-EXIT_USAGE = 2
 
 
 class Cli(click.Group):
@@ -44,10 +42,6 @@ class Cli(click.Group):
             sys.exit(1)
 
 
-def _registry() -> Registry:
-    return Registry.discover()
-
-
 @click.group(cls=Cli)
 @click.version_option(package_name="konnectors")
 def main() -> None:
@@ -57,7 +51,7 @@ def main() -> None:
 @main.command("list")
 def list_konnectors() -> None:
     """List every konnector found (built-in, KONNECTOR_PATH, installed packages)."""
-    rows = [(m.slug, m.name, m.version, m.source) for m in _registry()]
+    rows = [(m.slug, m.name, m.version, m.source) for m in Registry.discover()]
     _table(("SLUG", "NAME", "VERSION", "SOURCE"), rows)
 
 
@@ -65,13 +59,13 @@ def list_konnectors() -> None:
 @click.argument("slug")
 def info(slug: str) -> None:
     """Show one konnector's manifest: fields, permissions, source."""
-    manifest = _registry().get(slug)
+    manifest = Registry.discover().get(slug)
     click.echo(f"{manifest.name} ({manifest.slug} {manifest.version})")
     click.echo(f"source: {manifest.source}")
     click.echo(f"entrypoint: {manifest.entrypoint}")
     click.echo("fields:")
     for name, spec in manifest.fields.items():
-        required = "required" if spec.get("required", spec["type"] not in ("hidden", "checkbox")) else "optional"
+        required = "required" if is_required(spec) else "optional"
         click.echo(f"  {name}: {spec['type']}, {required}")
     click.echo("permissions:")
     for permission in manifest.data["permissions"].values():
@@ -84,7 +78,7 @@ def info(slug: str) -> None:
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate manifest files (default: every konnector found)."""
     if not paths:
-        count = len(_registry())
+        count = len(Registry.discover())
         click.echo(f"{count} manifests valid")
         return
     failed = 0
@@ -144,7 +138,7 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, del
     try:
         spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform)
         spec.delete = spec.delete or delete
-        manifest = _registry().get(spec.slug)
+        manifest = Registry.discover().get(spec.slug)
     except KonnectorError as error:
         if log_format == "human":
             raise

@@ -1,0 +1,234 @@
+"""HTTP for konnectors: one session per provider with timeouts, retries, limits and redaction.
+
+Every request has a connect and read timeout. Connection errors, timeouts and
+5xx answers are retried with exponential backoff and jitter, within a bounded
+number of attempts and a bounded total time; a 429 waits what ``Retry-After``
+says (seconds or an HTTP date), or backs off. A token bucket keeps requests
+within the provider's quota. TLS verification cannot be turned off (a CA
+bundle may be given, for sandboxes), plain HTTP is allowed only to loopback,
+and the debug log of each exchange goes through the job's redactor.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from .errors import ConfigurationError, KonnectorError, LoginFailed, VendorDown
+from .logs import get_logger
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    """Tries in all, the first included."""
+    backoff: float = 0.5
+    """First wait in seconds; doubled at each retry, with jitter."""
+    max_wait: float = 30.0
+    total: float = 120.0
+    """No retry starts once this many seconds have passed since the first try."""
+
+    def wait(self, retry: int) -> float:
+        return min(self.max_wait, self.backoff * 2**retry) * random.uniform(0.5, 1.0)
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` requests per second on average, bursts up to ``capacity``.
+
+    Its state can be saved in the account state and restored, so a quota such
+    as "one call per 15 minutes" holds across runs (wall-clock time is used).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.clock, self.sleep = clock, sleep
+        self.tokens, self.updated = capacity, clock()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def per(cls, count: int, seconds: float, **kwargs: Any) -> RateLimiter:
+        """``count`` requests per ``seconds`` (e.g. ``per(50, 60)`` for 50 a minute)."""
+        return cls(count / seconds, capacity=count, **kwargs)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_time(self) -> float:
+        """Seconds before a request may be sent."""
+        with self._lock:
+            self._refill()
+            return max(0.0, (1 - self.tokens) / self.rate)
+
+    def acquire(self) -> float:
+        """Take a token, sleeping first if none is left; return the seconds slept."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                self._refill()
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return waited
+                delay = (1 - self.tokens) / self.rate
+            self.sleep(delay)
+            waited += delay
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            self._refill()
+            return {"tokens": self.tokens, "updated": self.updated}
+
+    def restore(self, saved: dict[str, float] | None) -> None:
+        if saved:
+            with self._lock:
+                self.tokens, self.updated = float(saved["tokens"]), float(saved["updated"])
+                self._refill()
+
+
+def retry_after(response: requests.Response, now: float | None = None) -> float | None:
+    """Seconds a 429/503 asks to wait, from ``Retry-After`` (seconds or HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _tls_error(provider: str, exc: requests.exceptions.SSLError) -> KonnectorError:
+    """TLS failures are not retried: an untrusted server, or a refused client certificate."""
+    reason = str(exc.args[0] if exc.args else exc)
+    if "CERTIFICATE_VERIFY_FAILED" in reason:
+        return VendorDown(f"{provider}: the server's certificate is not trusted; nothing was sent ({reason[-160:]})")
+    return LoginFailed(f"{provider}: the TLS handshake failed; check the client certificate and key ({reason[-160:]})")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ProviderSession(requests.Session):
+    """A ``requests.Session`` that a konnector (or zeep) uses to talk to one provider."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        base_url: str | None = None,
+        timeout: tuple[float, float] = (10, 60),
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        cert: tuple[str, str] | None = None,
+        ca_bundle: str | None = None,
+        redact: Callable[[str], str] = str,
+        log: logging.Logger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.provider = provider
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.cert = cert
+        self.verify = ca_bundle or True
+        self.redact = redact
+        self.log = log or get_logger(f"http.{provider}")
+        self.sleep = sleep
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send with retries; return the response, or raise :class:`VendorDown` when retries run out.
+
+        Pass ``idempotent=False`` for a request with side effects (ordering a
+        service): it is then retried only when the connection was never made.
+        """
+        method = method.upper()
+        url = urljoin(self.base_url, url) if self.base_url else url
+        self._check_url(url)
+        if kwargs.get("verify") is False:
+            raise ConfigurationError("TLS verification cannot be turned off; give a CA bundle instead")
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("verify", self.verify)  # so that REQUESTS_CA_BUNDLE cannot replace ours
+        idempotent = kwargs.pop("idempotent", True)
+        started = time.monotonic()
+        tried: list[str] = []
+        for attempt in range(self.retry.attempts):
+            if self.limiter:
+                self.limiter.acquire()
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise _tls_error(self.provider, exc) from None
+            except requests.ConnectTimeout as exc:
+                outcome, wait, response = f"connect timeout ({exc.__class__.__name__})", None, None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if not idempotent:
+                    raise self._down(method, url, [f"{exc.__class__.__name__} (not retried: not idempotent)"]) from exc
+                outcome, wait, response = exc.__class__.__name__, None, None
+            else:
+                self._debug(method, url, response, time.monotonic() - started)
+                if response.status_code == 429:
+                    outcome, wait = "429 Too Many Requests", retry_after(response)
+                elif response.status_code >= 500 and idempotent:
+                    outcome, wait = f"{response.status_code} {response.reason}", retry_after(response)
+                else:
+                    return response
+            tried.append(outcome)
+            wait = self.retry.wait(attempt) if wait is None else wait
+            last = attempt == self.retry.attempts - 1
+            if last or time.monotonic() - started + wait > self.retry.total:
+                break
+            self.log.info(f"{self.provider}: {outcome} on {method} {self._path(url)}; retrying in {wait:.1f} s")
+            self.sleep(wait)
+        raise self._down(method, url, tried, time.monotonic() - started)
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+            return
+        raise ConfigurationError(f"{self.provider}: refusing {parts.scheme}:// to {parts.hostname}: use https")
+
+    def _path(self, url: str) -> str:
+        return self.redact(urlsplit(url).path)
+
+    def _down(self, method: str, url: str, tried: list[str], seconds: float = 0.0) -> VendorDown:
+        attempts = "; ".join(f"{n + 1}: {outcome}" for n, outcome in enumerate(tried))
+        return VendorDown(
+            f"{self.provider} did not answer {method} {self._path(url)} properly after "
+            f"{len(tried)} attempt(s) in {seconds:.1f} s ({attempts}); try again later"
+        )
+
+    def _debug(self, method: str, url: str, response: requests.Response, seconds: float) -> None:
+        if self.log.isEnabledFor(logging.DEBUG):
+            sent = dict(response.request.headers)
+            body = response.text[:500] if response.content else ""
+            self.log.debug(
+                self.redact(f"{method} {url} -> {response.status_code} in {seconds:.2f} s; sent {sent}; got {body}")
+            )

@@ -117,6 +117,10 @@ def retry_after(response: requests.Response, now: float | None = None) -> float 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def server_error(response: requests.Response) -> bool:
+    return response.status_code >= 500
+
+
 def _tls_error(provider: str, exc: requests.exceptions.SSLError) -> KonnectorError:
     """TLS failures are not retried: an untrusted server, or a refused client certificate."""
     reason = str(exc.args[0] if exc.args else exc)
@@ -162,6 +166,8 @@ class ProviderSession(requests.Session):
         self.redact = redact
         self.log = log or get_logger(f"http.{provider}")
         self.sleep = sleep
+        self.transient: Callable[[requests.Response], bool] = server_error
+        """Which answers are outages worth retrying (a SOAP client narrows it: faults are answers)."""
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Send with retries; return the response, or raise :class:`VendorDown` when retries run out.
@@ -196,7 +202,7 @@ class ProviderSession(requests.Session):
                 self._debug(method, url, response, time.monotonic() - started)
                 if response.status_code == 429:
                     outcome, wait = "429 Too Many Requests", retry_after(response)
-                elif response.status_code >= 500 and idempotent:
+                elif idempotent and self.transient(response):
                     outcome, wait = f"{response.status_code} {response.reason}", retry_after(response)
                 else:
                     return response

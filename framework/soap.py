@@ -1,0 +1,86 @@
+"""SOAP for konnectors: zeep clients from the konnector's own WSDL/XSD, on our HTTP session.
+
+The client sends through a :class:`~framework.http.ProviderSession`, so SOAP
+calls get the same timeouts, retries, rate limit, mutual TLS and redacted
+logging as REST calls. Answers are parsed with DTDs and entities forbidden.
+A SOAP fault becomes a typed job error that keeps the provider's code and text
+(Enedis puts them in ``detail/erreur/resultat@code``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+import zeep
+import zeep.exceptions
+from zeep.transports import Transport
+
+from .errors import KonnectorError, VendorDown
+from .http import ProviderSession, server_error
+
+SETTINGS = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+class SoapFault(VendorDown):
+    """A SOAP fault no mapping names: the provider's code and text are kept."""
+
+    def __init__(self, message: str, provider_code: str) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+
+
+def is_outage(response: requests.Response) -> bool:
+    """A 5xx that is not a SOAP fault: SOAP 1.1 sends faults as HTTP 500, and they are answers."""
+    fault = b"Fault>" in response.content[:65536] and "xml" in response.headers.get("Content-Type", "")
+    return server_error(response) and not fault
+
+
+def client(wsdl: Path, session: ProviderSession) -> zeep.Client:
+    """A zeep client for a WSDL file shipped with the konnector (never fetched from the network).
+
+    The session is told that SOAP faults are answers, not outages to retry.
+    """
+    session.transient = is_outage
+    return zeep.Client(str(wsdl), transport=Transport(session=session, timeout=session.timeout[0]), settings=SETTINGS)
+
+
+def service(soap_client: zeep.Client, address: str, binding: str | None = None) -> Any:
+    """The operations of ``binding`` (default: the WSDL's only binding) sent to ``address``."""
+    bindings = list(soap_client.wsdl.bindings)
+    if binding is None and len(bindings) != 1:
+        raise ValueError(f"the WSDL has {len(bindings)} bindings; name one")
+    return soap_client.create_service(binding or bindings[0], address)
+
+
+def fault_code(fault: zeep.exceptions.Fault) -> tuple[str, str]:
+    """The provider's code and text: from a ``code`` attribute in the detail, else the faultcode."""
+    if fault.detail is not None:
+        for element in fault.detail.iter():
+            if element.get("code"):
+                return element.get("code"), (element.text or fault.message or "").strip()
+    return str(fault.code or "Fault"), (fault.message or "").strip()
+
+
+def call(
+    operation: Callable[..., Any],
+    *,
+    faults: Mapping[str, type[KonnectorError]] | None = None,
+    **arguments: Any,
+) -> Any:
+    """Call a SOAP operation; map a fault to the error class ``faults`` gives for its code."""
+    try:
+        return operation(**arguments)
+    except zeep.exceptions.Fault as fault:
+        code, text = fault_code(fault)
+        error_class = (faults or {}).get(code)
+        message = f"{code}: {text}"
+        raise (error_class(message) if error_class else SoapFault(message, code)) from None
+    except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden):
+        raise VendorDown("SOAP service sent XML with a DTD or entities; refused for safety") from None
+    except zeep.exceptions.TransportError as exc:
+        raise VendorDown(f"SOAP service answered HTTP {exc.status_code} without a fault") from None
+    except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.ValidationError, zeep.exceptions.XMLParseError) as exc:
+        raise VendorDown(f"SOAP service sent a malformed answer: {exc}") from None

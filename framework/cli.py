@@ -8,19 +8,22 @@ a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from . import logs, runner
+from . import logs, runner, scaffold
 from .crypto import new_key
 from .errors import ConfigurationError, KonnectorError
 from .manifest import is_required, load_file
 from .redact import Redactor
-from .registry import Registry
+from .registry import Registry, load_class
 
 
 class Cli(click.Group):
@@ -166,6 +169,37 @@ def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.J
         prefix=os.environ.get("KONNECTOR_DB_PREFIX", ""),
         data_dir=data_dir,
     )
+
+
+@main.command()
+@click.argument("slug")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Default: a free port.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
+def sandbox(slug: str, port: int, seed: int) -> None:
+    """Run a konnector's sandbox on 127.0.0.1 until stopped; print a dev-config for it."""
+    manifest = Registry.discover().get(slug)
+    sandbox_class = load_class(manifest, "sandbox")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with sandbox_class(seed=seed, port=port) as running:
+        click.echo(json.dumps(running.dev_config(), indent=2))
+        click.echo(f"{slug} sandbox listening on {running.url}; Ctrl-C to stop", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
+
+
+@main.command()
+@click.argument("slug")
+@click.option(
+    "--directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."), help="Where to create it."
+)
+def new(slug: str, directory: Path) -> None:
+    """Create a third-party konnector distribution: manifest, konnector, sandbox, tests."""
+    target = scaffold.create(slug, directory)
+    click.echo(f"created {target}")
+    click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
 
 
 @main.command()

@@ -12,6 +12,7 @@ from typing import Any
 
 from .accounts import Account, AccountStore
 from .errors import PartialSync
+from .http import ProviderSession, RateLimiter
 from .manifest import Manifest
 from .redact import Redactor, SecretDict
 from .store import DocumentStore
@@ -38,6 +39,8 @@ class Context:
     """Documents written per doctype during this job."""
     progress: Callable[[dict[str, int]], None] | None = None
     """Told the running counts after each store (a terminal progress line)."""
+    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    """Rate limiters whose state is saved with the account state."""
 
     def __post_init__(self) -> None:
         self.account.secrets = SecretDict(self.redactor, self.account.secrets)
@@ -59,8 +62,23 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
+    def http(self, provider: str | None = None, **options: Any) -> ProviderSession:
+        """An HTTP session for the provider, logging through this job's logger and redactor."""
+        name = provider or self.slug
+        return ProviderSession(name, redact=self.redactor, log=self.log.getChild("http"), **options)
+
+    def rate_limit(self, name: str, count: int, seconds: float) -> RateLimiter:
+        """A limiter of ``count`` calls per ``seconds`` that holds across runs (saved in the state)."""
+        if name not in self.limiters:
+            limiter = RateLimiter.per(count, seconds)
+            limiter.restore(self.state.get("rate_limits", {}).get(name))
+            self.limiters[name] = limiter
+        return self.limiters[name]
+
     def save_state(self) -> None:
         """Persist ``state`` and ``secrets`` in the account now."""
+        if self.limiters:
+            self.state["rate_limits"] = {name: lim.snapshot() for name, lim in self.limiters.items()}
         self.accounts.save(self.account, self.manifest.secret_fields())
 
     def time_left(self) -> float | None:

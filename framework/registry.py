@@ -109,9 +109,12 @@ def _check_entrypoint_inside(manifest: Manifest, package: str) -> None:
         raise ManifestError(f"{manifest.source}: entrypoint {manifest.entrypoint} must be inside package {package}")
 
 
-def load_class(manifest: Manifest) -> type:
-    """Import the konnector class named by the manifest's entrypoint."""
-    module_name, _, class_name = manifest.entrypoint.partition(":")
+def load_class(manifest: Manifest, key: str = "entrypoint") -> type:
+    """Import the class a manifest names under ``key`` (``entrypoint`` or ``sandbox``)."""
+    spec = manifest.data.get(key)
+    if not spec:
+        raise ConfigurationError(f"{manifest.source}: konnector '{manifest.slug}' declares no {key}")
+    module_name, _, class_name = spec.partition(":")
     if manifest.search_path and manifest.search_path not in sys.path:
         sys.path.insert(0, manifest.search_path)
     try:

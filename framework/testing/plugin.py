@@ -7,6 +7,11 @@
   other's data on a shared server.
 - ``backend``: parametrised over ``embedded`` and ``couchdb``: a test using it
   runs against both backends (the contract suite).
+- ``embedded_store``: a DocumentStore on a fresh SQLite file.
+
+Also in this package: ``runner.run_cli`` (the CLI as a subprocess),
+``inprocess.make_context`` (a konnector's context without the CLI),
+``household.load_kwh`` (synthetic consumption) and ``couchdb_server``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from framework.store import Backend, CouchBackend, SqliteBackend
+from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
 from .couchdb_server import CouchServer, ServerUnavailable
 
@@ -54,3 +59,13 @@ def backend(request: pytest.FixtureRequest, db_prefix: str, tmp_path) -> Iterato
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def embedded_store(tmp_path) -> Iterator[DocumentStore]:
+    """A DocumentStore on a fresh embedded (SQLite) file."""
+    backend = SqliteBackend(tmp_path / "store.sqlite3")
+    try:
+        yield DocumentStore(backend)
+    finally:
+        backend.close()

@@ -215,3 +215,8 @@ def test_scoped_store_refuses_doctypes_not_granted(store):
     with pytest.raises(PermissionDenied, match="read"):
         scoped.get("io.other.thing", "x")
     assert store.get("io.other.thing", "x") is None
+
+
+def test_embedded_store_fixture_is_a_working_store(embedded_store):
+    embedded_store.save(DOCTYPE, [{"_id": "x", "v": 1}])
+    assert embedded_store.get(DOCTYPE, "x")["v"] == 1

@@ -37,6 +37,8 @@ class RetryPolicy:
     max_wait: float = 30.0
     total: float = 120.0
     """No retry starts once this many seconds have passed since the first try."""
+    on_429: bool = True
+    """Wait and retry a 429; False returns it to the caller (a quota counted in minutes)."""
 
     def wait(self, retry: int) -> float:
         return min(self.max_wait, self.backoff * 2**retry) * random.uniform(0.5, 1.0)
@@ -90,6 +92,12 @@ class RateLimiter:
                 delay = (1 - self.tokens) / self.rate
             self.sleep(delay)
             waited += delay
+
+    def hold(self, seconds: float) -> None:
+        """Allow no request for ``seconds`` (the provider said so, e.g. with ``Retry-After``)."""
+        with self._lock:
+            self._refill()
+            self.tokens = min(self.tokens, 1 - seconds * self.rate)
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
@@ -200,7 +208,7 @@ class ProviderSession(requests.Session):
                 outcome, wait, response = exc.__class__.__name__, None, None
             else:
                 self._debug(method, url, response, time.monotonic() - started)
-                if response.status_code == 429:
+                if response.status_code == 429 and self.retry.on_429:
                     outcome, wait = "429 Too Many Requests", retry_after(response)
                 elif idempotent and self.transient(response):
                     outcome, wait = f"{response.status_code} {response.reason}", retry_after(response)

@@ -1,0 +1,1 @@
+"""RTE Ecowatt: the French grid's tension signals, as days and as periods."""

@@ -1,0 +1,1 @@
+"""Météo-France DPObs: hourly weather observations of one station."""

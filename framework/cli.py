@@ -155,19 +155,18 @@ def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.J
         return runner.spec_from_environment(dict(os.environ), slug)
     if not slug:
         raise click.UsageError("give the konnector's SLUG (see: konnector list)")
-    fields, parameters = None, {}
-    if config:
-        dev_config = runner.read_dev_config(config)
-        fields, parameters = dev_config.get("fields", {}), dev_config.get("parameters", {})
-        account_id = account_id or dev_config.get("account")
+    dev_config = runner.read_dev_config(config) if config else {}
     return runner.JobSpec(
         slug=slug,
-        account_id=account_id or f"{slug}-dev",
-        parameters=parameters,
-        fields=fields,
+        account_id=account_id or dev_config.get("account") or f"{slug}-dev",
+        parameters=dev_config.get("parameters", {}),
+        fields=dev_config.get("fields", {}) if config else None,
         couchdb_url=couchdb_url,
         prefix=os.environ.get("KONNECTOR_DB_PREFIX", ""),
         data_dir=data_dir,
+        oauth=dev_config.get("oauth"),
+        oauth_callback_results=dev_config.get("oauth_callback_results"),
+        now=runner.fixed_now(dict(os.environ)),
     )
 
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 Documents = dict[str, list[Doc]]
 """What ``process`` returns: documents by doctype."""
 
+_DONE = object()
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -55,11 +57,21 @@ class Konnector:
         pending: Documents = {}
         bookmark = None
         chunks = self.fetch(ctx)
+        iterator = iter(chunks)
         try:
-            for chunk in chunks:
-                if not isinstance(chunk, Chunk):
-                    chunk = Chunk(chunk)
-                for doctype, docs in self.process(ctx, chunk.data).items():
+            while True:
+                try:
+                    chunk = next(iterator, _DONE)
+                    if chunk is _DONE:
+                        break
+                    if not isinstance(chunk, Chunk):
+                        chunk = Chunk(chunk)
+                    documents = self.process(ctx, chunk.data)
+                except Exception:
+                    # What was gathered before was fetched and processed whole: keep it, then fail.
+                    self._store_and_bookmark(ctx, pending, bookmark)
+                    raise
+                for doctype, docs in documents.items():
                     pending.setdefault(doctype, []).extend(docs)
                 if chunk.bookmark is not None:
                     bookmark = chunk.bookmark

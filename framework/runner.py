@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,11 @@ class JobSpec:
     couchdb_url: str | None = None
     prefix: str = ""
     data_dir: Path | None = DEFAULT_DATA_DIR
+    oauth: dict[str, Any] | None = None
+    """Standalone: tokens a platform would have obtained (Cozy dev-config ``oauth``)."""
+    oauth_callback_results: dict[str, Any] | None = None
+    now: datetime | None = None
+    """A fixed "now" for the job's clock (``KONNECTOR_NOW``): replays and tests of date logic."""
 
 
 def _json_env(env: dict[str, str], name: str) -> Any:
@@ -53,6 +59,20 @@ def _json_env(env: dict[str, str], name: str) -> Any:
         return json.loads(env.get(name) or "{}")
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{name} is not valid JSON: {exc.msg}") from exc
+
+
+def fixed_now(env: dict[str, str]) -> datetime | None:
+    """``KONNECTOR_NOW`` (ISO 8601 with an offset) as the job's clock, if set."""
+    value = env.get("KONNECTOR_NOW")
+    if not value:
+        return None
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(f"KONNECTOR_NOW is not an ISO 8601 date-time: {value!r}") from None
+    if now.utcoffset() is None:
+        raise ConfigurationError("KONNECTOR_NOW needs a UTC offset, e.g. 2024-03-31T12:00:00+02:00")
+    return now
 
 
 def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
@@ -80,6 +100,7 @@ def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
         couchdb_url=env["COUCHDB_URL"],
         prefix=env.get("KONNECTOR_DB_PREFIX", ""),
         data_dir=None,
+        now=fixed_now(env),
     )
 
 
@@ -164,6 +185,8 @@ def _prepare(
         deadline=_deadline(spec.time_limit, started),
         data_dir=spec.data_dir,
     )
+    if spec.now is not None:
+        ctx.clock = lambda: spec.now
     return ctx, konnector_class()
 
 
@@ -171,9 +194,12 @@ def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Accou
     if spec.fields is None:
         return accounts.load(spec.account_id, spec.account_rev)
     account = accounts.find(spec.account_id) or Account(spec.account_id, manifest.slug)
-    if account.auth != spec.fields:
-        account.auth = dict(spec.fields)
-        accounts.save(account, manifest.secret_fields())
+    account.auth = dict(spec.fields)
+    if spec.oauth and not account.oauth:
+        account.oauth = dict(spec.oauth)
+    if spec.oauth_callback_results:
+        account.extra["oauth_callback_results"] = dict(spec.oauth_callback_results)
+    accounts.save(account, manifest.secret_fields())
     return account
 
 

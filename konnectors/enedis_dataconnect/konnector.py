@@ -1,0 +1,202 @@
+"""``enedis-dataconnect``: Enedis Data Connect, API generations v4 and v5.
+
+A first run loads all the history the provider keeps, in provider-sized
+windows: daily energy 36 months back in 365-day calls, max power (v5) the same,
+the load curve 24 months back in 7-day calls. It is resumable: each stream's
+bookmark is saved as its windows are stored, so a run stopped by the deadline
+continues where it was. Later runs start from each bookmark minus a look-back,
+since Enedis corrects recent data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from framework import Chunk, Context, Documents, Konnector, LoginFailed, OAuthOutdated, UserActionNeeded, VendorDown
+from framework.http import RateLimiter
+from framework.oauth import OAuthClient
+
+from . import metering
+
+TOKEN_PATH = "/oauth2/v3/token"
+CONSENT_GONE = "ADAM-DC-0008"
+OUTCOMES = {
+    "ADAM-DC-0009": "too_early",  # start before the consent's start
+    "ADAM-ERR0123": "too_early",  # start before the meter's activation
+    "ADAM-ERR0126": "window_too_long",
+    "ADAM-DC-0015": "window_too_long",
+    "ADAM-ERR0075": "curve_refused",  # the customer refused load-curve recording
+}
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    paths: dict[str, str]
+    """API path by version; a stream missing from a version is skipped."""
+    window_days: int
+    history_days: int
+    look_back_days: int
+    parse: Callable[[Any], list[dict[str, Any]]]
+    doctype: str
+
+
+STREAMS = (
+    Stream(
+        "daily",
+        {"v4": "/v4/metering_data/daily_consumption", "v5": "/metering_data_dc/v5/daily_consumption"},
+        365,
+        3 * 365,
+        7,
+        metering.daily,
+        metering.DAY,
+    ),
+    Stream(
+        "max_power",
+        {"v5": "/metering_data_dcmp/v5/daily_consumption_max_power"},
+        365,
+        3 * 365,
+        7,
+        metering.max_power,
+        metering.MAX_POWER,
+    ),
+    Stream(
+        "curve",
+        {"v4": "/v4/metering_data/consumption_load_curve", "v5": "/metering_data_clc/v5/consumption_load_curve"},
+        7,
+        2 * 365,
+        2,
+        metering.load_curve,
+        metering.MINUTE,
+    ),
+)
+
+
+class EnedisDataConnect(Konnector):
+    series = (metering.SERIES,)
+    dedup_keys = {metering.MAX_POWER: ("_id",)}  # noqa: RUF012 - read-only class data
+
+    def fetch(self, ctx: Context) -> Iterator[Chunk]:
+        api = _Api(ctx)
+        today = ctx.now().astimezone(metering.PARIS).date()
+        bookmarks: dict[str, str] = dict(ctx.state.get("bookmark") or {})
+        refused = False
+        for stream in STREAMS:
+            if api.version not in stream.paths:
+                continue
+            start = self._start(ctx, stream, bookmarks, today)
+            window = stream.window_days
+            while start < today:
+                end = min(start + timedelta(window), today)
+                outcome, payload = api.get(stream.paths[api.version], start, end)
+                if outcome == "window_too_long" and window > 1:
+                    window //= 2
+                    continue
+                if outcome == "too_early":
+                    start = self._earliest_accepted(ctx, api, stream, start, end)
+                    continue
+                if outcome == "curve_refused":
+                    refused = True
+                    break
+                bookmarks[stream.name] = end.isoformat()
+                yield Chunk((stream, payload), bookmark=dict(bookmarks))
+                start = end
+        if refused:
+            raise UserActionNeeded(
+                "the customer refused the recording of the load curve (ADAM-ERR0075): daily data was "
+                "imported; to get the half-hour curve, enable its recording in the Enedis customer account"
+            )
+
+    @staticmethod
+    def _start(ctx: Context, stream: Stream, bookmarks: dict[str, str], today: date) -> date:
+        history = int(ctx.parameters.get(f"{stream.name}_history_days", stream.history_days))
+        start = today - timedelta(history)
+        if stream.name in bookmarks:
+            start = max(start, date.fromisoformat(bookmarks[stream.name]) - timedelta(stream.look_back_days))
+        earliest = ctx.state.get("earliest", {}).get(stream.name)
+        return max(start, date.fromisoformat(earliest)) if earliest else start
+
+    @staticmethod
+    def _earliest_accepted(ctx: Context, api: _Api, stream: Stream, start: date, end: date) -> date:
+        """Enedis refuses a start before the consent or the meter's activation: find the first day it accepts.
+
+        ``start`` is known refused; bisection between it and ``end`` costs a few calls, and the
+        answer is kept in the state for later runs.
+        """
+        refused, accepted = start, end
+        while (accepted - refused).days > 1:
+            middle = refused + (accepted - refused) / 2
+            outcome, _ = api.get(stream.paths[api.version], middle, end)
+            if outcome == "too_early":
+                refused = middle
+            else:
+                accepted = middle
+        ctx.state.setdefault("earliest", {})[stream.name] = accepted.isoformat()
+        ctx.log.info(f"Enedis keeps {stream.name} data from {accepted} for this usage point")
+        return accepted
+
+    def process(self, ctx: Context, raw: tuple[Stream, Any]) -> Documents:
+        stream, payload = raw
+        return {stream.doctype: stream.parse(payload) if payload is not None else []}
+
+
+class _Api:
+    """Authenticated calls to one usage point's metering data, answers classified."""
+
+    def __init__(self, ctx: Context) -> None:
+        fields = ctx.fields
+        self.version = fields["api_version"]
+        # 5 calls a second, evenly spaced: Enedis counts them in a sliding second.
+        session = ctx.http("enedis", base_url=fields["base_url"], limiter=RateLimiter(5, capacity=1))
+        grant = "client_credentials" if self.version == "v5" else "authorization_code"
+        self.oauth = OAuthClient(
+            session,
+            TOKEN_PATH,
+            fields["client_id"],
+            fields["client_secret"],
+            cache=ctx.secrets,
+            grant=grant,
+            client_auth=fields["client_auth"],
+        )
+        if self.version == "v4":
+            tokens = ctx.account.oauth
+            if not tokens.get("refresh_token"):
+                raise OAuthOutdated("no Enedis consent is stored for this account: connect it with Enedis first")
+            expires_at = float(tokens.get("expires_at") or ctx.now().timestamp() + 3600)
+            self.oauth.seed(tokens.get("access_token", ""), tokens["refresh_token"], expires_at)
+        callback = ctx.account.extra.get("oauth_callback_results") or {}
+        self.usage_point = fields.get("usage_point_id") or callback.get("usage_point_id")
+        if not self.usage_point:
+            raise LoginFailed("no usage point: give the field 'usage_point_id' (14 digits) or consent again")
+
+    def get(self, path: str, start: date, end: date) -> tuple[str, Any]:
+        query = {"usage_point_id": self.usage_point, "start": start.isoformat(), "end": end.isoformat()}
+        response = self.oauth.request("GET", path, params=query)
+        if response.status_code == 200:
+            try:
+                return "ok", response.json()
+            except ValueError:
+                raise VendorDown(f"Enedis sent a body that is not JSON on {path}") from None
+        error, description = _error(response)
+        if response.status_code == 404 and error == "no_data_found":
+            return "empty", None
+        if error == CONSENT_GONE:
+            raise OAuthOutdated(f"the Enedis consent for this usage point is missing or revoked ({error})")
+        if error in OUTCOMES:
+            return OUTCOMES[error], None
+        if response.status_code in (401, 403):
+            raise LoginFailed(f"Enedis refused the application's credentials ({response.status_code} {error})")
+        raise VendorDown(f"Enedis answered {response.status_code} on {path}: {error} {description}".rstrip())
+
+
+def _error(response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:200]
+    if not isinstance(body, dict):
+        return "", str(body)[:200]
+    return str(body.get("error", "")), str(body.get("error_description", ""))

@@ -1,0 +1,272 @@
+"""A local Enedis Data Connect, both API generations, as Enedis documents them.
+
+- ``GET /dataconnect/v1/oauth2/authorize?client_id&response_type=code&state&duration`` consents
+  at once and redirects to the client's ``redirect_uri`` with ``code``, ``state`` and
+  ``usage_point_id``; as in Enedis' own sandbox, the last digit of ``state`` picks the customer.
+- ``POST /oauth2/v3/token``: ``authorization_code`` and ``refresh_token`` grants (v4 tokens,
+  bound to a usage point) and ``client_credentials`` (v5; ``expires_in`` is a string), client
+  authentication by HTTP Basic or in the form.
+- v4 ``/v4/metering_data/daily_consumption`` and ``/consumption_load_curve``; v5
+  ``/metering_data_dc/v5/daily_consumption``, ``/metering_data_clc/v5/consumption_load_curve``,
+  ``/metering_data_dcmp/v5/daily_consumption_max_power``. Query ``usage_point_id``, ``start``,
+  ``end`` (excluded, at most today). Numbers are strings; curve readings are dated at the end of
+  their interval in Paris local time, with their ``interval_length``; missing days are absent.
+- Errors as ``{"error", "error_description"}``: 403 ``ADAM-DC-0008`` no consent; 400
+  ``ADAM-DC-0009`` start before the consent or the history kept (36 months daily, 24 months
+  curve); 400 ``ADAM-ERR0123`` start before the meter's activation; 400 ``ADAM-ERR0126`` (v4) /
+  ``ADAM-DC-0015`` (v5) window too long (7 days of curve, 365 of daily: the same codes are used
+  for both); 400 ``ADAM-ERR0075`` load-curve recording refused by the customer; 404
+  ``no_data_found``; 429 "Quota Q3/Q4 reached" past 5 calls a second or 10,000 an hour.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from framework.sandbox import Request, Response, Sandbox, json_response, route
+from framework.testing.household import load_kwh
+
+PARIS = ZoneInfo("Europe/Paris")
+CLIENT_ID, CLIENT_SECRET = "enedis-sandbox-client", "enedis-sandbox-secret"
+DAILY = {"/v4/metering_data/daily_consumption", "/metering_data_dc/v5/daily_consumption"}
+CURVE = {"/v4/metering_data/consumption_load_curve", "/metering_data_clc/v5/consumption_load_curve"}
+MAX_POWER = "/metering_data_dcmp/v5/daily_consumption_max_power"
+
+
+@dataclass
+class Customer:
+    usage_point: str
+    step: int = 30
+    consent: bool = True
+    curve_refused: bool = False
+    activated_days_ago: int | None = None
+    missing: set[date] = field(default_factory=set)
+
+
+def customers() -> dict[str, Customer]:
+    """The simulated customers; the last digit of the usage point (and of ``state``) picks one."""
+    found = [
+        Customer("22516914714270"),
+        Customer("22516914714271", consent=False),
+        Customer("22516914714272", curve_refused=True),
+        Customer("22516914714273", step=10),
+        Customer("22516914714274", activated_days_ago=100),
+    ]
+    return {c.usage_point: c for c in found}
+
+
+def _error(status: int, code: str, description: str) -> Response:
+    return json_response({"error": code, "error_description": description}, status)
+
+
+class EnedisSandbox(Sandbox):
+    name = "enedis-dataconnect"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.customers = customers()
+        self.today: date | None = None
+        self.redirect_uri = "http://127.0.0.1/callback"
+        self._codes: dict[str, str] = {}
+        self._refresh: dict[str, str] = {}
+        self._calls: list[float] = []
+
+    def dev_config(self) -> dict[str, Any]:
+        fields = {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "base_url": self.url,
+            "api_version": "v5",
+            "usage_point_id": "22516914714270",
+        }
+        return {"fields": fields}
+
+    def day(self) -> date:
+        return self.today or datetime.now(PARIS).date()
+
+    # consent and tokens
+
+    @route("GET", "/dataconnect/v1/oauth2/authorize")
+    def authorize(self, request: Request) -> Response:
+        query = request.query
+        if query.get("client_id") != CLIENT_ID or query.get("response_type") != "code":
+            return _error(400, "invalid_request", "client_id and response_type=code are required")
+        state = query.get("state", "")
+        if not state[-1:].isdigit():
+            return _error(400, "invalid_request", "state must end with a digit (it picks the customer)")
+        usage_point = f"2251691471427{state[-1]}"
+        if usage_point not in self.customers:
+            return _error(400, "invalid_request", f"no simulated customer for state digit {state[-1]}")
+        code = secrets.token_urlsafe(12)
+        self._codes[code] = usage_point
+        location = self.redirect_uri + "?" + urlencode({"code": code, "state": state, "usage_point_id": usage_point})
+        return Response(302, b"", {"Location": location})
+
+    @route("POST", "/oauth2/v3/token")
+    def token(self, request: Request) -> Response:
+        form = request.form()
+        credentials = request.basic_auth() or (form.get("client_id"), form.get("client_secret"))
+        if credentials != (CLIENT_ID, CLIENT_SECRET):
+            return _error(401, "invalid_client", "Client authentication failed")
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            token = self.issue_token(lifetime=12600, kind="v5")
+            return json_response({"access_token": token, "token_type": "Bearer", "expires_in": "12600"})
+        if grant == "authorization_code" and form.get("code") in self._codes:
+            usage_point = self._codes.pop(form["code"])
+        elif grant == "refresh_token" and form.get("refresh_token") in self._refresh:
+            usage_point = self._refresh[form["refresh_token"]]
+        else:
+            return _error(400, "invalid_grant", "unknown, used or revoked code or refresh token")
+        refresh = secrets.token_urlsafe(18)
+        self._refresh[refresh] = usage_point
+        token = self.issue_token(lifetime=12600, kind="v4", usage_point=usage_point)
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": 12600,
+                "refresh_token": refresh,
+                "usage_points_id": usage_point,
+            }
+        )
+
+    def refresh_token_for(self, usage_point: str) -> str:
+        """A refresh token as a platform would hold after the user's consent (for dev-configs and tests)."""
+        refresh = secrets.token_urlsafe(18)
+        self._refresh[refresh] = usage_point
+        return refresh
+
+    def revoke(self, usage_point: str) -> None:
+        """The user withdraws consent: data calls get ADAM-DC-0008, refresh tokens stop working."""
+        self.customers[usage_point].consent = False
+        self._refresh = {k: v for k, v in self._refresh.items() if v != usage_point}
+
+    # data
+
+    @route("GET", "/v4/metering_data/{measure}")
+    def v4(self, request: Request) -> Response:
+        return self._data(request, "v4")
+
+    @route("GET", "/metering_data_dc/v5/daily_consumption")
+    def v5_daily(self, request: Request) -> Response:
+        return self._data(request, "v5")
+
+    @route("GET", "/metering_data_clc/v5/consumption_load_curve")
+    def v5_curve(self, request: Request) -> Response:
+        return self._data(request, "v5")
+
+    @route("GET", MAX_POWER)
+    def v5_max_power(self, request: Request) -> Response:
+        return self._data(request, "v5")
+
+    def _data(self, request: Request, version: str) -> Response:
+        if request.path not in DAILY | CURVE | {MAX_POWER}:
+            return _error(404, "not_found", f"no such resource: {request.path}")
+        claims = self.token_claims(request)
+        if claims is None or claims["kind"] != version:
+            return _error(401, "invalid_token", "Invalid or expired access token")
+        now = time.monotonic()
+        self._calls = [t for t in self._calls if now - t < 3600] + [now]
+        if sum(1 for t in self._calls if now - t < 1) > 5 or len(self._calls) > 10_000:
+            return _error(429, "Quota Q3", "Quota Q3/Q4 reached")
+        query = request.query
+        customer = self.customers.get(query.get("usage_point_id", ""))
+        if (
+            customer is None
+            or not customer.consent
+            or claims.get("usage_point", customer.usage_point) != customer.usage_point
+        ):
+            return _error(403, "ADAM-DC-0008", "No consent can be found for this customer and this usage point")
+        try:
+            start, end = date.fromisoformat(query["start"]), date.fromisoformat(query["end"])
+        except (KeyError, ValueError):
+            return _error(400, "invalid_request", "start and end must be dates YYYY-MM-DD")
+        if not start < end or end > self.day():
+            return _error(400, "invalid_request", "start must be before end, and end at most today")
+        curve = request.path in CURVE
+        limit, history = (7, 730) if curve else (365, 1095)
+        if (end - start).days > limit:
+            code = "ADAM-ERR0126" if version == "v4" else "ADAM-DC-0015"
+            return _error(400, code, f"the period must not exceed {limit} days")
+        if start < self.day() - timedelta(history):
+            return _error(400, "ADAM-DC-0009", "The start date must be after the consent start date and history limit")
+        activated = customer.activated_days_ago
+        if activated is not None and start < self.day() - timedelta(activated):
+            return _error(400, "ADAM-ERR0123", "The requested period is before the meter's activation")
+        if curve and customer.curve_refused:
+            return _error(400, "ADAM-ERR0075", "The customer refused the recording of the load curve")
+        days = [start + timedelta(n) for n in range((end - start).days) if start + timedelta(n) not in customer.missing]
+        if not days:
+            return _error(404, "no_data_found", "No data found for the requested period")
+        if curve:
+            readings, reading_type = (
+                self._curve(customer, days),
+                {"unit": "W", "measurement_kind": "power", "aggregate": "average"},
+            )
+        elif request.path == MAX_POWER:
+            readings, reading_type = (
+                self._max_power(customer, days),
+                {"unit": "VA", "measurement_kind": "power", "aggregate": "maximum"},
+            )
+        else:
+            readings, reading_type = (
+                self._daily(customer, days),
+                {"unit": "Wh", "measurement_kind": "energy", "aggregate": "sum"},
+            )
+        return json_response(
+            {
+                "meter_reading": {
+                    "usage_point_id": customer.usage_point,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "quality": "BRUT",
+                    "reading_type": reading_type,
+                    "interval_reading": readings,
+                }
+            }
+        )
+
+    def intervals(self, customer: Customer, day: date) -> list[tuple[datetime, float]]:
+        """(local start, average W) of every interval of ``day``: 23 or 25 hours on DST days."""
+        start = datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
+        end = datetime.combine(day + timedelta(1), datetime.min.time(), PARIS).astimezone(UTC)
+        found, instant = [], start
+        while instant < end:
+            local = instant.astimezone(PARIS)
+            watts = round(load_kwh(local, minutes=customer.step, seed=self.seed) * 1000 * 60 / customer.step)
+            found.append((local, watts))
+            instant += timedelta(minutes=customer.step)
+        return found
+
+    def _curve(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
+        step = timedelta(minutes=customer.step)
+        return [
+            {
+                "value": str(watts),
+                "date": (local.astimezone(UTC) + step).astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S"),
+                "interval_length": f"PT{customer.step}M",
+                "measure_type": "B",
+            }
+            for day in days
+            for local, watts in self.intervals(customer, day)
+        ]
+
+    def day_wh(self, customer: Customer, day: date) -> int:
+        return round(sum(watts * customer.step / 60 for _, watts in self.intervals(customer, day)))
+
+    def _daily(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
+        return [{"value": str(self.day_wh(customer, day)), "date": day.isoformat()} for day in days]
+
+    def _max_power(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
+        readings = []
+        for day in days:
+            local, watts = max(self.intervals(customer, day), key=lambda interval: interval[1])
+            readings.append({"value": str(round(watts * 1.15)), "date": local.strftime("%Y-%m-%d %H:%M:%S")})
+        return readings

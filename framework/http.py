@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -246,3 +249,27 @@ class ProviderSession(requests.Session):
             self.log.debug(
                 self.redact(f"{method} {url} -> {response.status_code} in {seconds:.2f} s; sent {sent}; got {body}")
             )
+
+
+def prefetch(function: Callable[[Any], Any], items: Iterable[Any], workers: int = 4) -> Iterator[tuple[Any, Any]]:
+    """``(item, function(item))`` in the items' order, with up to ``workers`` calls under way.
+
+    For providers whose latency, not their quota, would bound a backfill: the
+    session's rate limiter still spaces the calls. Closing the iterator cancels
+    the calls not yet started; an exception comes out at its item's turn.
+    """
+    pending: deque[tuple[Any, Future]] = deque()
+    iterator = iter(items)
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for item in itertools.islice(iterator, workers):
+                pending.append((item, pool.submit(function, item)))
+            while pending:
+                item, future = pending.popleft()
+                result = future.result()
+                for following in itertools.islice(iterator, 1):
+                    pending.append((following, pool.submit(function, following)))
+                yield item, result
+        finally:
+            for _, future in pending:
+                future.cancel()

@@ -8,6 +8,7 @@ means the user's consent is gone: ``USER_ACTION_NEEDED.OAUTH_OUTDATED``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass
@@ -93,6 +94,8 @@ class OAuthClient:
         self.client_id, self.client_secret = client_id, client_secret
         self.cache, self.cache_key = cache, cache_key
         self.grant, self.scope, self.client_auth, self.clock = grant, scope, client_auth, clock
+        self._lock = threading.RLock()
+        """One renewal at a time: with rotating refresh tokens, a second concurrent refresh would fail."""
 
     @property
     def cached(self) -> Token | None:
@@ -110,10 +113,19 @@ class OAuthClient:
 
     def access_token(self) -> str:
         """A valid access token, renewed if it expires within the margin."""
-        token = self.cached
-        if token is None or token.expires_at - self.clock() <= REFRESH_MARGIN:
-            token = self.renew()
-        return token.access_token
+        with self._lock:
+            token = self.cached
+            if token is None or token.expires_at - self.clock() <= REFRESH_MARGIN:
+                token = self.renew()
+            return token.access_token
+
+    def _renew_unless_done(self, refused: str) -> str:
+        """After ``refused`` was turned down: renew, unless another thread already did."""
+        with self._lock:
+            token = self.cached
+            if token is not None and token.access_token != refused:
+                return token.access_token
+            return self.renew().access_token
 
     def renew(self) -> Token:
         """A new token: refreshed if a refresh token exists, else by client credentials."""
@@ -155,10 +167,11 @@ class OAuthClient:
         raise VendorDown(f"token endpoint answered {response.status_code} ({described})")
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send with the bearer token; on 401/403 renew the token once and send again."""
-        response = self._send(method, url, self.access_token(), kwargs)
+        """Send with the bearer token; on 401/403 renew the token once and send again. Thread-safe."""
+        token = self.access_token()
+        response = self._send(method, url, token, kwargs)
         if response.status_code in (401, 403):
-            response = self._send(method, url, self.renew().access_token, kwargs)
+            response = self._send(method, url, self._renew_unless_done(token), kwargs)
         return response
 
     def _send(self, method: str, url: str, token: str, kwargs: dict[str, Any]) -> requests.Response:

@@ -10,13 +10,14 @@ since Enedis corrects recent data.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from framework import Chunk, Context, Documents, Konnector, LoginFailed, OAuthOutdated, UserActionNeeded, VendorDown
-from framework.http import RateLimiter
+from framework.http import RateLimiter, prefetch
 from framework.oauth import OAuthClient
 
 from . import metering
@@ -90,20 +91,24 @@ class EnedisDataConnect(Konnector):
             start = self._start(ctx, stream, bookmarks, today)
             window = stream.window_days
             while start < today:
-                end = min(start + timedelta(window), today)
-                outcome, payload = api.get(stream.paths[api.version], start, end)
-                if outcome == "window_too_long" and window > 1:
-                    window //= 2
-                    continue
-                if outcome == "too_early":
-                    start = self._earliest_accepted(ctx, api, stream, start, end)
-                    continue
-                if outcome == "curve_refused":
-                    refused = True
+                windows = _windows(start, today, window)
+                answers = prefetch(lambda w, path=stream.paths[api.version]: api.get(path, *w), windows)
+                for (window_start, window_end), (outcome, payload) in answers:
+                    if outcome in ("ok", "empty"):
+                        bookmarks[stream.name] = window_end.isoformat()
+                        yield Chunk((stream, payload), bookmark=dict(bookmarks))
+                        start = window_end
+                        continue
+                    answers.close()
+                    if outcome == "window_too_long" and window > 1:
+                        window //= 2
+                    elif outcome == "too_early":
+                        start = self._earliest_accepted(ctx, api, stream, window_start, window_end)
+                    elif outcome == "curve_refused":
+                        refused, start = True, today
+                    else:
+                        raise VendorDown(f"Enedis kept refusing {stream.name} windows ({outcome})")
                     break
-                bookmarks[stream.name] = end.isoformat()
-                yield Chunk((stream, payload), bookmark=dict(bookmarks))
-                start = end
         if refused:
             raise UserActionNeeded(
                 "the customer refused the recording of the load curve (ADAM-ERR0075): daily data was "
@@ -141,6 +146,11 @@ class EnedisDataConnect(Konnector):
     def process(self, ctx: Context, raw: tuple[Stream, Any]) -> Documents:
         stream, payload = raw
         return {stream.doctype: stream.parse(payload) if payload is not None else []}
+
+
+def _windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    edges = [start + timedelta(n) for n in range(0, (end - start).days, days)] + [end]
+    return list(itertools.pairwise(edges))
 
 
 class _Api:

@@ -106,10 +106,14 @@ class OAuthClient:
         self.cache[self.cache_key] = asdict(token)
         return token
 
-    def seed(self, access_token: str, refresh_token: str | None, expires_at: float = 0.0, **extra: Any) -> None:
-        """Start from tokens a platform obtained (authorization code flow), unless some are cached."""
+    def seed(self, access_token: str, refresh_token: str | None, expires_at: float | None = None, **extra: Any) -> None:
+        """Start from tokens a platform obtained (authorization code flow), unless some are cached.
+
+        Without a known expiry the access token is tried first (for an hour): a refusal renews it.
+        """
         if self.cached is None:
-            self._store(Token(access_token, expires_at, refresh_token, **extra))
+            expiry = self.clock() + 3600 if expires_at is None else expires_at
+            self._store(Token(access_token, expiry, refresh_token, **extra))
 
     def access_token(self) -> str:
         """A valid access token, renewed if it expires within the margin."""

@@ -175,7 +175,7 @@ class _Api:
             tokens = ctx.account.oauth
             if not tokens.get("refresh_token"):
                 raise OAuthOutdated("no Enedis consent is stored for this account: connect it with Enedis first")
-            expires_at = float(tokens.get("expires_at") or ctx.now().timestamp() + 3600)
+            expires_at = float(tokens["expires_at"]) if tokens.get("expires_at") else None
             self.oauth.seed(tokens.get("access_token", ""), tokens["refresh_token"], expires_at)
         callback = ctx.account.extra.get("oauth_callback_results") or {}
         self.usage_point = fields.get("usage_point_id") or callback.get("usage_point_id")

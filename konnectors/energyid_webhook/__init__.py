@@ -1,0 +1,1 @@
+"""EnergyID Webhook V2: a sink that pushes collected data to an EnergyID record."""

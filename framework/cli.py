@@ -172,6 +172,52 @@ def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.J
 
 @main.command()
 @click.argument("slug")
+@click.option("--config", type=click.Path(path_type=Path), required=True, help="A dev-config JSON file.")
+@click.option("--account", "account_id", help="Account id (default: <slug>-dev).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--couchdb", "couchdb_url", help="Store in this CouchDB instead.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True)
+@click.option("--path", default="/notify", show_default=True, help="Where the provider posts.")
+@click.option("--cert", "certfile", type=click.Path(exists=True), help="TLS certificate (PEM) of this endpoint.")
+@click.option("--key", "keyfile", type=click.Path(exists=True), help="Its private key (PEM).")
+@click.option("--client-ca", type=click.Path(exists=True), help="Accept only clients certified by this CA.")
+@click.option("--no-worker", is_flag=True, help="Only accept and store notifications; `konnector run` handles them.")
+@click.option("--log-format", type=click.Choice(["json", "human"]), default="human")
+def serve(
+    slug,
+    config,
+    account_id,
+    data_dir,
+    couchdb_url,
+    host,
+    port,
+    path,
+    certfile,
+    keyfile,
+    client_ca,
+    no_worker,
+    log_format,
+) -> None:
+    """Receive a provider's notifications over HTTPS and handle them."""
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--cert and --key go together")
+    redactor = Redactor()
+    logs.configure(log_format, redactor)
+    spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform=False)
+    manifest = Registry.discover().get(slug)
+    options = runner.ServeOptions(host, port, path, certfile, keyfile, client_ca, worker=not no_worker)
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.exit(runner.serve(spec, manifest, redactor, options))
+
+
+def _interrupt(*_: object) -> None:
+    """SIGTERM stops a long-running command the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@main.command()
+@click.argument("slug")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Default: a free port.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
 def sandbox(slug: str, port: int, seed: int) -> None:

@@ -125,6 +125,17 @@ class Konnector:
                 return series, level
         return None, ""
 
+    def accept_notification(self, ctx: Context, body: bytes) -> str:
+        """Check and durably store a provider's notification (``konnector serve``); return its id.
+
+        Called before the receiver answers: when it returns, the notification must be
+        in the store, so that a crash right after the answer loses nothing.
+        """
+        raise ConfigurationError(f"konnector '{ctx.slug}' does not take notifications")
+
+    def handle_notifications(self, ctx: Context) -> None:
+        """Act on stored notifications not yet handled (the receiver's worker calls it)."""
+
     def on_delete_account(self, ctx: Context) -> None:
         """Revoke consent at the provider when the account is deleted. Default: nothing to revoke."""
         ctx.log.info("nothing to revoke at the provider for this konnector")

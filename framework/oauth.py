@@ -158,9 +158,12 @@ class OAuthClient:
         else:
             form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
         response = self.session.post(self.token_url, data=form, auth=auth)
-        payload = token_payload(response) if response.content else {}
         if response.ok:
-            return payload
+            return token_payload(response)
+        try:
+            payload = token_payload(response) if response.content else {}
+        except VendorDown:
+            payload = {"error_description": response.text[:200]}
         error = str(payload.get("error", response.status_code))
         described = f"{error}: {payload.get('error_description', response.reason)}"
         if error == "invalid_grant" and form["grant_type"] in ("refresh_token", "authorization_code"):

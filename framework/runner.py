@@ -23,6 +23,7 @@ from .crypto import SecretBox, load_key
 from .errors import CODES, ConfigurationError, KonnectorError
 from .logs import get_logger
 from .manifest import Manifest, read_json
+from .receiver import Receiver, ServeOptions
 from .redact import Redactor
 from .registry import load_class
 from .store import DocumentStore, Writer, open_backend
@@ -141,6 +142,25 @@ def run(
     except Exception as error:
         log.error(f"unexpected {type(error).__name__}: {error}", exc_info=True)
         return report_failure(log, KonnectorError())
+
+
+def serve(spec: JobSpec, manifest: Manifest, redactor: Redactor, options: ServeOptions) -> int:
+    """Run the konnector's notification receiver until stopped (``konnector serve``)."""
+    log = get_logger(spec.slug)
+    try:
+        ctx, konnector = _prepare(spec, manifest, redactor, log, time.monotonic())
+        receiver = Receiver(konnector, ctx, options)
+    except KonnectorError as error:
+        return report_failure(log, error)
+    except OSError as error:
+        return report_failure(log, ConfigurationError(f"cannot listen on {options.host}:{options.port}: {error}"))
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopped")
+    finally:
+        receiver.stop()
+    return 0
 
 
 def report_failure(log: logging.Logger, error: KonnectorError) -> int:

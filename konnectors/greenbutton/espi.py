@@ -180,3 +180,22 @@ def local_time(source: BinaryIO | bytes, name: str = "ESPI feed") -> LocalTime |
     for element in iterparse(source, ESPI + "LocalTimeParameters", name=name):
         return LocalTime(_int(element, "tzOffset") or 0, _int(element, "dstOffset") or 0)
     return None
+
+
+CUSTOMER = "{http://naesb.org/espi/customer}"
+
+
+def customer_entries(source: BinaryIO | bytes, name: str = "ESPI customer feed") -> Iterator[dict[str, str]]:
+    """Each RetailCustomer entry (Customer, CustomerAccount, CustomerAgreement…) as flat fields."""
+    for entry in iterparse(source, ATOM + "entry", name=name):
+        self_href = (_links(entry).get("self") or [""])[0]
+        content = entry.find(ATOM + "content")
+        for obj in list(content) if content is not None else []:
+            if not obj.tag.startswith(CUSTOMER):
+                continue
+            fields = {"kind": obj.tag.removeprefix(CUSTOMER), "href": self_href}
+            for leaf in obj.iter():
+                if len(leaf) == 0 and leaf.text and leaf.text.strip():
+                    fields.setdefault(leaf.tag.rpartition("}")[2], leaf.text.strip())
+            yield fields
+        entry.clear()

@@ -1,0 +1,39 @@
+"""PG&E's notification: a BatchList of resource URIs to fetch, checked before anything is kept.
+
+The body is ``<BatchList xmlns="http://naesb.org/espi"><resources>URI</resources>…``, sometimes
+wrapped in an Atom feed. It is parsed with the safe XML parser (no DTD, size limit), and every
+URI must lie under the configured PG&E base URL: a notification naming anything else is
+refused whole, so the receiver can never be made to fetch elsewhere (SSRF).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from framework.errors import KonnectorError
+from framework.safexml import UnsafeXml, parse
+
+ESPI = "{http://naesb.org/espi}"
+MAX_BYTES = 1024 * 1024
+
+
+class RefusedNotification(KonnectorError):
+    """A notification that must not be acted on."""
+
+
+def resources(body: bytes, allowed_base: str) -> list[str]:
+    """The resource URIs of a BatchList; refuse the whole list if one points outside ``allowed_base``."""
+    try:
+        root = parse(body, name="BatchList", max_bytes=MAX_BYTES)
+    except UnsafeXml as exc:
+        raise RefusedNotification(f"notification refused: {exc.message}") from None
+    uris = [(element.text or "").strip() for element in root.iter(ESPI + "resources")]
+    if not uris:
+        raise RefusedNotification("notification refused: no resources in the BatchList")
+    base = urlsplit(allowed_base)
+    for uri in uris:
+        parts = urlsplit(uri)
+        inside = (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and parts.path.startswith(base.path)
+        if not inside:
+            raise RefusedNotification(f"notification refused: resource {uri!r} is not under {allowed_base}")
+    return uris

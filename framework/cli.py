@@ -8,6 +8,7 @@ a traceback.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -18,16 +19,39 @@ from pathlib import Path
 
 import click
 
-from . import logs, runner, scaffold
+from . import export, logs, runner, scaffold
 from .crypto import new_key
 from .errors import ConfigurationError, KonnectorError
 from .manifest import is_required, load_file
 from .redact import Redactor
 from .registry import Registry, load_class
+from .store import EMBEDDED_FILE, DocumentStore, open_backend
+
+COMMANDS_GROUP = "konnector.commands"
+"""Entry-point group through which packages add commands (the built-in konnectors add demo, report)."""
 
 
 class Cli(click.Group):
-    """A click group whose errors are one line on stderr."""
+    """A click group whose errors are one line on stderr, and that loads plugged-in commands lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugged_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in (plugged := _plugged_commands()):
+            try:
+                command = plugged[name].load()
+            except Exception as error:
+                command = _unavailable(name, f"{plugged[name].value}: {type(error).__name__}: {error}")
+        return command
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(f"command '{name}' cannot be loaded ({reason})")
+
+    return click.Command(name, callback=fail, help=f"(cannot be loaded: {reason})")
 
     def main(self, *args, **kwargs):  # type: ignore[override]
         try:
@@ -43,6 +67,10 @@ class Cli(click.Group):
         except KonnectorError as error:
             click.echo(f"error: {error.message}", err=True)
             sys.exit(1)
+
+
+def _plugged_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    return {entry.name: entry for entry in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
 
 
 @click.group(cls=Cli)
@@ -147,7 +175,7 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, del
             raise
         sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
     progress = logs.Progress(sys.stderr) if log_format == "human" and sys.stderr.isatty() else None
-    sys.exit(runner.run(spec, manifest, redactor, progress))
+    sys.exit(runner.run(spec, manifest, redactor, progress).status)
 
 
 def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:
@@ -245,6 +273,28 @@ def new(slug: str, directory: Path) -> None:
     target = scaffold.create(slug, directory)
     click.echo(f"created {target}")
     click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
+
+
+@main.command("export")
+@click.argument("doctype")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store.")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="json", show_default=True)
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First date kept (YYYY-MM-DD).")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last date kept (YYYY-MM-DD).")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="Default: standard output.")
+def export_command(doctype, data_dir, couchdb_url, fmt, start, end, output) -> None:
+    """Write a doctype's documents (json, ndjson, csv, or Cozy's importedData shape)."""
+    store = open_store(couchdb_url, data_dir)
+    count = export.export(store, doctype, fmt, output, start and start.date(), end and end.date())
+    click.echo(f"{count} {doctype} documents exported", err=True)
+
+
+def open_store(couchdb_url: str | None, data_dir: Path) -> DocumentStore:
+    """The store a command reads: CouchDB if a URL is given, else an existing embedded store."""
+    if not couchdb_url and not (data_dir / EMBEDDED_FILE).exists():
+        raise click.UsageError(f"no store in {data_dir}: run a konnector first, or give --data-dir or --couchdb")
+    return DocumentStore(open_backend(couchdb_url, data_dir, os.environ.get("KONNECTOR_DB_PREFIX", "")))
 
 
 @main.command()

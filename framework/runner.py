@@ -113,18 +113,32 @@ def read_dev_config(path: Path) -> dict[str, Any]:
     return config
 
 
+@dataclass
+class JobResult:
+    """How a job ended: documents written per doctype, and the error if it failed."""
+
+    written: dict[str, int] = field(default_factory=dict)
+    error: KonnectorError | None = None
+
+    @property
+    def status(self) -> int:
+        return 0 if self.error is None else 1
+
+
 def run(
     spec: JobSpec,
     manifest: Manifest,
     redactor: Redactor,
     progress: Callable[[dict[str, int]], None] | None = None,
-) -> int:
-    """Run the job; return the exit status."""
+) -> JobResult:
+    """Run the job; a failure is logged (one ``critical`` line with its code) and returned."""
     log = get_logger(spec.slug)
     started = time.monotonic()
+    result = JobResult()
     try:
-        ctx, konnector = _prepare(spec, manifest, redactor, log, started)
+        ctx, konnector = prepare(spec, manifest, redactor, log, started)
         ctx.progress = progress
+        result.written = ctx.written
         kind = "manual" if spec.manual else "scheduled"
         log.info(f"{kind} {'deletion' if spec.delete else 'run'} for account {spec.account_id}")
         if spec.delete:
@@ -136,19 +150,21 @@ def run(
             konnector.start(ctx)
             ctx.save_state()
             log.info(_summary(ctx.written, time.monotonic() - started))
-        return 0
     except KonnectorError as error:
-        return report_failure(log, error)
+        result.error = error
     except Exception as error:
         log.error(f"unexpected {type(error).__name__}: {error}", exc_info=True)
-        return report_failure(log, KonnectorError())
+        result.error = KonnectorError()
+    if result.error is not None:
+        report_failure(log, result.error)
+    return result
 
 
 def serve(spec: JobSpec, manifest: Manifest, redactor: Redactor, options: ServeOptions) -> int:
     """Run the konnector's notification receiver until stopped (``konnector serve``)."""
     log = get_logger(spec.slug)
     try:
-        ctx, konnector = _prepare(spec, manifest, redactor, log, time.monotonic())
+        ctx, konnector = prepare(spec, manifest, redactor, log, time.monotonic())
         receiver = Receiver(konnector, ctx, options)
     except KonnectorError as error:
         return report_failure(log, error)
@@ -179,9 +195,10 @@ def _summary(written: dict[str, int], seconds: float) -> str:
     return f"done in {seconds:.1f} s: wrote {parts}"
 
 
-def _prepare(
+def prepare(
     spec: JobSpec, manifest: Manifest, redactor: Redactor, log: logging.Logger, started: float
 ) -> tuple[Context, Any]:
+    """The job's context and konnector instance, fields validated, nothing run yet."""
     backend = open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
     box = SecretBox(load_key(spec.data_dir))
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)

@@ -44,7 +44,7 @@ def _source(ctx: Context, prefixes: tuple[str, ...], level: str) -> str | None:
     for prefix in prefixes:
         for candidate in dict.fromkeys((level, "day")):
             doctype = f"{prefix}.{candidate}"
-            if next(ctx.store.id_range(doctype), None) is not None:
+            if doctype in ctx.manifest.doctypes and next(ctx.store.id_range(doctype), None) is not None:
                 return doctype
     return None
 
@@ -77,8 +77,10 @@ class _EnergyId:
         self.session = ctx.http("energyid")
 
     def provisioned(self) -> dict[str, Any]:
+        """The webhook details, from the last hello unless it is a day old or was said to another URL."""
         hello = self.ctx.secrets.get("hello")
-        if hello is None or time.time() - hello["at"] > HELLO_EVERY:
+        stale = hello is None or time.time() - hello["at"] > HELLO_EVERY
+        if stale or hello.get("hello_url") != self.ctx.fields["hello_url"]:
             hello = self.hello()
         return hello
 
@@ -103,6 +105,7 @@ class _EnergyId:
         hello = {
             "url": answer["webhookUrl"],
             "headers": answer["headers"],
+            "hello_url": ctx.fields["hello_url"],
             "policy": answer.get("webhookPolicy") or {},
             "at": time.time(),
         }

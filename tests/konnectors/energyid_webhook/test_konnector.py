@@ -136,3 +136,15 @@ def test_sandbox_refuses_malformed_points(energyid):
     assert energyid._fault({"ts": 1, "elec": 1}) == "unknown metric 'elec'"
     assert energyid._fault({"ts": 1, "el": "1"}) == "el must be a number"
     assert requests.post(energyid.url + "/hello", json={}, timeout=5).status_code == 401
+
+
+def test_hourly_policy_sends_hours_where_stored_and_days_otherwise(cli, tmp_path, energyid):
+    energyid.upload_interval = 900
+    collected(tmp_path, date(2024, 1, 1), 3, gas=True)
+    store = DocumentStore(SqliteBackend(tmp_path / "konnector-data" / "store.sqlite3"), Writer("test"))
+    hours = [point("minute", datetime(2024, 1, 1, h, tzinfo=ZoneInfo("Europe/Paris")), load=0.5) for h in range(6)]
+    write_points(store, ENEDIS, "minute", hours)
+    claim(cli, energyid)
+    result = cli("run", "energyid-webhook", "--config", "dev.json")
+    assert result.status == 0, result.output
+    assert len([p for p in energyid.points if "el" in p]) == 6 and len([p for p in energyid.points if "gas" in p]) == 3

@@ -1,0 +1,193 @@
+"""``konnector demo``: every built-in konnector against its sandbox, offline, into the embedded store.
+
+Starts each sandbox on loopback, runs each konnector once (the EnergyID sink last, after
+claiming its sandbox device), prints what was written and covered, writes the report, and
+stops every server it started, also on Ctrl-C. Run it again: it resumes from each bookmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import trustme
+
+from framework import logs, runner
+from framework.accounts import AccountStore
+from framework.crypto import SecretBox, load_key
+from framework.redact import Redactor
+from framework.registry import Registry
+from framework.sandbox import Sandbox
+from framework.store import DocumentStore, SqliteBackend
+from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
+from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
+from konnectors.grdf_adict.sandbox import GrdfSandbox
+from konnectors.greenbutton.pge_sandbox import PgeSandbox
+from konnectors.meteofrance_obs.sandbox import MeteoFranceSandbox
+from konnectors.rte_ecowatt.sandbox import EcowattSandbox
+
+from .report import render
+
+SAMPLE = Path(__file__).resolve().parents[1] / "greenbutton" / "samples" / "household-2025-02-01-59d.xml"
+
+
+@dataclass
+class Step:
+    slug: str
+    sandbox: type[Sandbox] | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    series: str = ""
+    """Series prefix whose days and years the summary shows."""
+    meter: str | None = None
+
+
+STEPS = [
+    Step("greenbutton-file", None, series="org.greenbutton.electricity", meter="01"),
+    Step("enedis-dataconnect", EnedisSandbox, {"curve_history_days": 60}, "com.grandlyon.enedis"),
+    Step(
+        "grdf-adict",
+        GrdfSandbox,
+        {"informative_history_days": 365, "published_history_days": 365},
+        "com.grandlyon.grdf",
+    ),
+    Step("pge-smd", PgeSandbox, series="org.greenbutton.electricity", meter="5391320451"),
+    Step("rte-ecowatt", EcowattSandbox),
+    Step("meteofrance-obs", MeteoFranceSandbox, series="fr.meteofrance.observation"),
+    Step("energyid-webhook", EnergyIdSandbox),
+]
+
+
+@dataclass
+class Outcome:
+    step: Step
+    result: runner.JobResult
+    seconds: float
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+def demo(data_dir: Path) -> None:
+    """Run every built-in konnector against its local sandbox: no network, no credentials."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = data_dir / "demo.log"
+    registry = Registry.discover()
+    outcomes: list[Outcome] = []
+    with (
+        log_file.open("a", encoding="utf-8") as stream,
+        contextlib.ExitStack() as servers,
+        click.progressbar(STEPS, label="konnectors", item_show_func=lambda s: s.slug if s else "") as bar,
+    ):
+        logs.configure("json", Redactor(), logging.INFO, stream)
+        for step in bar:
+            outcomes.append(_run(step, registry, data_dir, servers))
+    store = DocumentStore(SqliteBackend(data_dir / "store.sqlite3"))
+    _summary(outcomes, store)
+    report = data_dir / "report.html"
+    report.write_text(render(store), encoding="utf-8")
+    click.echo(f"\nreport: {report}\nlogs:   {log_file}")
+
+
+def _run(step: Step, registry: Registry, data_dir: Path, servers: contextlib.ExitStack) -> Outcome:
+    started = time.monotonic()
+    config: dict[str, Any] = {"fields": {"path": str(SAMPLE), "timezone": "Europe/Paris"}}
+    sandbox = None
+    if step.sandbox is not None:
+        sandbox = servers.enter_context(step.sandbox())
+        config = sandbox.dev_config()
+    spec = runner.JobSpec(
+        slug=step.slug,
+        account_id=f"{step.slug}-demo",
+        fields=config["fields"],
+        parameters=step.parameters,
+        oauth=config.get("oauth"),
+        data_dir=data_dir,
+    )
+    manifest = registry.get(step.slug)
+    with _receiver(spec, manifest, sandbox, servers) as handled:
+        result = runner.run(spec, manifest, Redactor())
+        if isinstance(sandbox, EnergyIdSandbox) and result.error is not None:
+            sandbox.claim(_claim_code(spec, data_dir))
+            result = runner.run(spec, manifest, Redactor())
+    for doctype, count in handled.items():
+        result.written[doctype] = result.written.get(doctype, 0) + count
+    return Outcome(step, result, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _receiver(spec: runner.JobSpec, manifest, sandbox, servers) -> Iterator[dict[str, int]]:
+    """For PG&E: a notification receiver over TLS; waits until the notification is handled.
+
+    Yields the receiver's counts of documents written, complete once the block is left.
+    """
+    if not isinstance(sandbox, PgeSandbox):
+        yield {}
+        return
+    ca = trustme.CA()
+    certificate = ca.issue_cert("127.0.0.1")
+    folder = Path(sandbox._files.name)
+    paths = [str(folder / name) for name in ("operator-ca.pem", "operator.pem", "operator.key")]
+    ca.cert_pem.write_to_path(paths[0])
+    certificate.cert_chain_pems[0].write_to_path(paths[1])
+    certificate.private_key_pem.write_to_path(paths[2])
+    ctx, konnector = runner.prepare(spec, manifest, Redactor(), logs.get_logger(spec.slug), time.monotonic())
+    options = runner.ServeOptions(port=0, certfile=paths[1], keyfile=paths[2], client_ca=sandbox.ca_path)
+    receiver = runner.Receiver(konnector, ctx, options)
+    servers.callback(receiver.stop)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    sandbox.notification_url, sandbox.notification_ca = receiver.url, paths[0]
+    yield ctx.written
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if sandbox.notifications and not ctx.store.find("org.greenbutton.notification", {"status": "pending"}, limit=1):
+            return
+        time.sleep(0.1)
+
+
+def _claim_code(spec: runner.JobSpec, data_dir: Path) -> str:
+    """The code the EnergyID sink saved in its state, as a person would read it in a platform UI."""
+    store = DocumentStore(SqliteBackend(data_dir / "store.sqlite3"))
+    account = AccountStore(store, SecretBox(load_key(data_dir))).load(spec.account_id)
+    return account.state["claim"]["code"]
+
+
+def _summary(outcomes: list[Outcome], store: DocumentStore) -> None:
+    rows = [("KONNECTOR", "STATUS", "WRITTEN", "PERIOD", "TOTALS", "TIME")]
+    for outcome in outcomes:
+        result = outcome.result
+        status = "ok" if result.error is None else result.error.code
+        written = ", ".join(f"{n} {d.rpartition('.')[2]}" for d, n in sorted(result.written.items())) or "nothing new"
+        period, totals = _coverage(outcome.step, store)
+        rows.append((outcome.step.slug, status, written, period, totals, f"{outcome.seconds:.1f} s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    click.echo()
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if all(not outcome.result.written for outcome in outcomes):
+        click.echo("\nnothing re-written: every konnector resumed from its bookmark")
+
+
+def _coverage(step: Step, store: DocumentStore) -> tuple[str, str]:
+    if step.slug == "rte-ecowatt":
+        days = [d["date"] for d in store.id_range("fr.rte.ecowatt.day")]
+        periods = [p["kind"] for p in store.id_range("fr.rte.ecowatt.period")]
+        summary = f"{periods.count('tension')} tension, {periods.count('decarbonised')} decarbonised periods"
+        return (f"{days[0]}..{days[-1]}" if days else "-"), summary
+    if not step.series:
+        return "-", "-"
+    prefix = f"{step.meter}/" if step.meter else ""
+    days = [d["_id"].rpartition("/")[2] for d in store.with_prefix(f"{step.series}.day", prefix)]
+    if step.slug == "meteofrance-obs":
+        temps = [d["temperature"] for d in store.id_range(f"{step.series}.day") if "temperature" in d]
+        return (f"{days[0]}..{days[-1]}" if days else "-"), (f"mean {sum(temps) / len(temps):.1f} °C" if temps else "-")
+    years = [
+        (d["year"], d.get("load", 0.0), d.get("unit", "kWh")) for d in store.with_prefix(f"{step.series}.year", prefix)
+    ]
+    totals = "; ".join(f"{year}: {load:,.0f} {unit}" for year, load, unit in years[-3:]) or "-"
+    return (f"{days[0]}..{days[-1]}" if days else "-"), totals

@@ -27,6 +27,7 @@ from .redact import Redactor
 from .registry import Registry, load_class
 from .store import EMBEDDED_FILE, DocumentStore, open_backend
 
+DEBUG_ENV = "KONNECTOR_DEBUG"
 COMMANDS_GROUP = "konnector.commands"
 """Entry-point group through which packages add commands (the built-in konnectors add demo, report)."""
 
@@ -66,6 +67,11 @@ def _unavailable(name: str, reason: str) -> click.Command:
             sys.exit(error.exit_code)
         except KonnectorError as error:
             click.echo(f"error: {error.message}", err=True)
+            sys.exit(1)
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(f"error: unexpected {type(error).__name__}: {error} (set {DEBUG_ENV}=1 for details)", err=True)
             sys.exit(1)
 
 

@@ -13,10 +13,10 @@ COLORS = {"electricity": "#2a6fdb", "gas": "#e8590c", "temperature": "#c2255c", 
 LEVEL_COLORS = {0: "#2f9e44", 1: "#d3f9d8", 2: "#f59f00", 3: "#e03131"}
 
 
-def _figure(title: str, body: str, points: int, legend: str = "") -> str:
+def _figure(title: str, body: str, points: int, legend: str = "", height: int = HEIGHT) -> str:
     return (
         f'<figure class="chart" data-points="{points}"><figcaption>{escape(title)}</figcaption>'
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">{body}</svg>'
+        f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">{body}</svg>'
         f"{legend}</figure>"
     )
 
@@ -105,7 +105,7 @@ def calendar(title: str, days: list[tuple[str, list[int]]], notes: list[str]) ->
         f"<ul>{items}</ul>"
     )
     count = sum(len(levels) for _, levels in days)
-    return _figure(title, "".join(shapes), count, legend)
+    return _figure(title, "".join(shapes), count, legend, height=2 * PAD + len(days) * (cell_h + 4))
 
 
 def _legend(series: dict[str, list]) -> str:

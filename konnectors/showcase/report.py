@@ -59,14 +59,7 @@ def render(store: DocumentStore) -> str:
         ),
         charts.line("Load curve, last 7 days", {"curve": _curve(store)}, "kWh per interval"),
         _ecowatt(store),
-        charts.line(
-            "Temperature beside consumption, last 30 days",
-            {
-                "temperature": _last(_by_date(store, "fr.meteofrance.observation.day", "temperature"), 30),
-                "electricity": _last(electricity_day, 30),
-            },
-            "°C / kWh",
-        ),
+        _temperature(store),
     ]
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
@@ -84,6 +77,26 @@ def _curve(store: DocumentStore) -> list[tuple[str, float]]:
             found = store.get_many(doctype, week)
             return sorted((i.rpartition("/")[2][:16], found[i]["load"]) for i in week if i in found)
     return []
+
+
+def _temperature(store: DocumentStore) -> str:
+    """Hourly temperature (the API keeps 24 hours) beside hourly electricity over the same hours."""
+    temperature = {
+        d["_id"].rpartition("/")[2]: d["temperature"]
+        for d in store.id_range("fr.meteofrance.observation.hour")
+        if "temperature" in d
+    }
+    hourly = _with_data(store, ELECTRICITY, "hour")
+    electricity: dict[str, float] = defaultdict(float)
+    for doc in store.id_range(hourly) if hourly else ():
+        electricity[doc["_id"].rpartition("/")[2]] += doc.get("load", 0.0)
+    hours = sorted(temperature)
+    overlap = [hour for hour in hours if hour in electricity] or hours
+    series = {
+        "temperature": [(h, temperature[h]) for h in hours if h in overlap],
+        "electricity": [(h, electricity[h]) for h in overlap if h in electricity],
+    }
+    return charts.line("Temperature beside consumption, by hour", series, "°C / kWh")
 
 
 def _ecowatt(store: DocumentStore) -> str:

@@ -27,6 +27,7 @@ from framework.registry import Registry
 from framework.sandbox import Sandbox
 from framework.store import DocumentStore, SqliteBackend
 from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
+from konnectors.enedis_sge.sandbox import SgeSandbox
 from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
 from konnectors.grdf_adict.sandbox import GrdfSandbox
 from konnectors.greenbutton.pge_sandbox import PgeSandbox
@@ -51,6 +52,12 @@ class Step:
 STEPS = [
     Step("greenbutton-file", None, series="org.greenbutton.electricity", meter="01"),
     Step("enedis-dataconnect", EnedisSandbox, {"curve_history_days": 60}, "com.grandlyon.enedis"),
+    Step(
+        "enedis-sge",
+        SgeSandbox,
+        {"curve_history_days": 14, "daily_history_days": 365, "max_power_history_days": 365},
+        "com.grandlyon.enedis",
+    ),
     Step(
         "grdf-adict",
         GrdfSandbox,

@@ -47,13 +47,6 @@ class Cli(click.Group):
                 command = _unavailable(name, f"{plugged[name].value}: {type(error).__name__}: {error}")
         return command
 
-
-def _unavailable(name: str, reason: str) -> click.Command:
-    def fail() -> None:
-        raise click.ClickException(f"command '{name}' cannot be loaded ({reason})")
-
-    return click.Command(name, callback=fail, help=f"(cannot be loaded: {reason})")
-
     def main(self, *args, **kwargs):  # type: ignore[override]
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -73,6 +66,13 @@ def _unavailable(name: str, reason: str) -> click.Command:
                 raise
             click.echo(f"error: unexpected {type(error).__name__}: {error} (set {DEBUG_ENV}=1 for details)", err=True)
             sys.exit(1)
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(f"command '{name}' cannot be loaded ({reason})")
+
+    return click.Command(name, callback=fail, help=f"(cannot be loaded: {reason})")
 
 
 def _plugged_commands() -> dict[str, importlib.metadata.EntryPoint]:

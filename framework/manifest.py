@@ -20,6 +20,8 @@ from .errors import ConfigurationError, InvalidFields
 from .redact import is_secret_name
 
 SECRET_FIELD_TYPE = "password"
+CONTROL_CHARACTERS = "[\\x00-\\x1f\\x7f]"
+"""No field value may hold them: they would corrupt logs, headers and SOAP/XML requests."""
 
 
 class ManifestError(ConfigurationError):
@@ -138,7 +140,7 @@ def _field_schema(spec: dict[str, Any]) -> dict[str, Any]:
         return {"type": "number"}
     if kind == "hidden":
         return {}
-    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "not": {"pattern": CONTROL_CHARACTERS}}
     if kind == "email":
         schema["pattern"] = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     if kind == "date":
@@ -172,7 +174,7 @@ def _expected(spec: dict[str, Any]) -> str:
         "number": "a number",
         "email": "an e-mail address",
         "date": "a date YYYY-MM-DD",
-    }.get(kind, "a non-empty string")
+    }.get(kind, "a non-empty string without control characters")
     if "pattern" in spec:
         parts += f" matching {spec['pattern']}"
     if "options" in spec:

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -117,6 +118,8 @@ class Sandbox:
         self.client_certs = client_certs
         self.port = port
         self.latency = 0.0
+        self.on_request: Callable[[Request], None] | None = None
+        """Called with each request before it is answered (tests use it to crash the client)."""
         self.requests: list[Request] = []
         self._faults: list[Fault] = []
         self._tokens: dict[str, dict[str, Any]] = {}
@@ -145,7 +148,7 @@ class Sandbox:
         class Handler(_Handler):
             owner = sandbox
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         if self.tls:
             self._server.socket = self._server_context().wrap_socket(self._server.socket, server_side=True)
@@ -245,6 +248,8 @@ class Sandbox:
     def handle(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
+        if self.on_request:
+            self.on_request(request)
         time.sleep(self.latency)
         fault = self._take_fault(request.path)
         if fault:
@@ -255,6 +260,15 @@ class Sandbox:
                 request.params = match.groupdict()
                 return handler(request)
         return json_response({"error": "not_found", "path": request.path}, 404)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (tests kill clients on purpose) is not an error here."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -101,7 +101,8 @@ def test_missing_or_malformed_field_fails_before_any_request(cli, tmp_path, ping
     assert result.status == 1
     messages = [line["message"] for line in result.lines]
     assert messages[-1] == "LOGIN_FAILED"
-    assert "field 'login' is malformed: got 'Al1ce', expected a non-empty string matching ^[a-z]+$" in messages[-2]
+    expected = "a non-empty string without control characters matching ^[a-z]+$"
+    assert f"field 'login' is malformed: got 'Al1ce', expected {expected}" in messages[-2]
     assert "field 'password' is missing" in messages[-2]
     assert hits == []
 

@@ -135,7 +135,10 @@ def test_fields_schema_defaults_and_messages():
     assert manifest.validate_fields({"login": "bob", "password": "pw"})["mode"] == "ok"
     with pytest.raises(InvalidFields) as raised:
         manifest.validate_fields({"login": "bob", "password": "hunter22", "mode": "loud"})
-    assert "field 'mode' is malformed: got 'loud', expected a non-empty string among ok, fail" in raised.value.message
+    assert (
+        "field 'mode' is malformed: got 'loud', expected a non-empty string without control characters among ok, fail"
+        in raised.value.message
+    )
     with pytest.raises(InvalidFields) as raised:
         manifest.validate_fields({"login": "bob", "password": ""})
     assert "field 'password' is malformed: got (hidden)" in raised.value.message

@@ -1,0 +1,72 @@
+"""Every built-in konnector, at debug level, with known secrets: none appears in any log line,
+error, stored document (outside the encrypted field) or export."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from framework.manifest import load_file
+from framework.testing.runner import run_cli
+from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
+from konnectors.enedis_sge.sandbox import SgeSandbox
+from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
+from konnectors.grdf_adict.sandbox import GrdfSandbox
+from konnectors.greenbutton.pge_sandbox import PgeSandbox
+from konnectors.meteofrance_obs.sandbox import MeteoFranceSandbox
+from konnectors.rte_ecowatt.sandbox import EcowattSandbox
+from tests.conftest import write_json
+
+REPO_MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+SANDBOXES = {
+    "enedis-dataconnect": (EnedisSandbox, {"curve_history_days": 7, "daily_history_days": 30}),
+    "enedis-sge": (SgeSandbox, {"curve_history_days": 7, "daily_history_days": 30, "max_power_history_days": 30}),
+    "grdf-adict": (GrdfSandbox, {"informative_history_days": 30, "published_history_days": 30}),
+    "pge-smd": (PgeSandbox, {}),
+    "rte-ecowatt": (EcowattSandbox, {}),
+    "meteofrance-obs": (MeteoFranceSandbox, {}),
+    "energyid-webhook": (EnergyIdSandbox, {}),
+}
+
+
+@pytest.mark.parametrize("slug", list(SANDBOXES))
+def test_no_secret_leaks_anywhere(tmp_path, reliability, slug):
+    sandbox_class, parameters = SANDBOXES[slug]
+    manifest = load_file(REPO_MANIFESTS / f"{slug}.json")
+    with sandbox_class() as sandbox:
+        if hasattr(sandbox, "today"):
+            sandbox.today = date(2024, 11, 5)
+        config = {**sandbox.dev_config(), "parameters": parameters}
+        write_json(tmp_path / "dev.json", config)
+        secrets = [v for k, v in config["fields"].items() if k in manifest.secret_fields() and isinstance(v, str)]
+        secrets += [v for k, v in (config.get("oauth") or {}).items() if k != "token_type"]
+        assert secrets
+        result = run_cli(
+            "run",
+            slug,
+            "--config",
+            "dev.json",
+            "--debug",
+            "--log-format",
+            "json",
+            cwd=tmp_path,
+            env={"KONNECTOR_NOW": "2024-11-05T12:00:00+01:00"},
+            timeout=300,
+        )
+    exports = [run_cli("export", doctype, cwd=tmp_path).stdout for doctype in sorted(manifest.doctypes)]
+    exports.append(run_cli("export", "io.cozy.accounts", cwd=tmp_path).stdout)
+    stored = (tmp_path / "konnector-data" / "store.sqlite3").read_bytes()
+    assert any(json.loads(line)["type"] == "debug" for line in result.stdout.splitlines())
+    for secret in secrets:
+        assert secret not in result.output, f"{slug}: a secret is in the logs"
+        assert secret.encode() not in stored, f"{slug}: a secret is stored in clear"
+        assert all(secret not in text for text in exports), f"{slug}: a secret is in an export"
+    reliability.record(
+        "secrets",
+        f"{slug} at debug level",
+        f"{len(secrets)} known secret values",
+        "in no log line, stored document or export",
+    )

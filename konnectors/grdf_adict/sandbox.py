@@ -205,40 +205,34 @@ class GrdfSandbox(Sandbox):
     def _active(self, pce: str) -> bool:
         return any(r["id_pce"] == pce and r["etat_droit_acces"] == "Active" for r in self.rights.values())
 
-    def _period(self, request: Request) -> tuple[date, date] | Response:
-        try:
-            start, end = date.fromisoformat(request.query["date_debut"]), date.fromisoformat(request.query["date_fin"])
-        except (KeyError, ValueError):
-            return self._ndjson(
-                [{"code_statut_traitement": "1002", "message_retour_traitement": "Dates invalides"}], 400
-            )
-        return start, min(end, self.day() - timedelta(1))
-
-    @route("GET", "/adict/v2/pce/{pce}/donnees_consos_informatives")
-    def informative(self, request: Request) -> Response:
+    def _data_request(self, request: Request) -> tuple[str, date, date] | Response:
+        """The PCE and period of a data request, or the refusal GRDF would answer."""
         if refused := self._admit(request):
             return refused
         pce = request.params["pce"]
         if not self._active(pce):
             return json_response({"code": 403, "message": "Aucun droit d'accès actif"}, 403)
-        period = self._period(request)
-        if isinstance(period, Response):
-            return period
-        start, end = period
+        try:
+            start, end = date.fromisoformat(request.query["date_debut"]), date.fromisoformat(request.query["date_fin"])
+        except (KeyError, ValueError):
+            return self._status("1002", "Dates invalides", 400)
+        return pce, start, min(end, self.day() - timedelta(1))
+
+    @route("GET", "/adict/v2/pce/{pce}/donnees_consos_informatives")
+    def informative(self, request: Request) -> Response:
+        asked = self._data_request(request)
+        if isinstance(asked, Response):
+            return asked
+        pce, start, end = asked
         days = [start + timedelta(n) for n in range((end - start).days + 1)]
         return self._ndjson([self._day_record(pce, day) for day in days])
 
     @route("GET", "/adict/v2/pce/{pce}/donnees_consos_publiees")
     def published(self, request: Request) -> Response:
-        if refused := self._admit(request):
-            return refused
-        pce = request.params["pce"]
-        if not self._active(pce):
-            return json_response({"code": 403, "message": "Aucun droit d'accès actif"}, 403)
-        period = self._period(request)
-        if isinstance(period, Response):
-            return period
-        start, end = period
+        asked = self._data_request(request)
+        if isinstance(asked, Response):
+            return asked
+        pce, start, end = asked
         records, month = [], date(start.year, start.month, 1)
         while month <= end:
             following = (month + timedelta(days=32)).replace(day=1)

@@ -176,6 +176,11 @@ class Sandbox:
         """A dev-config (``fields``, ``parameters``) that points a konnector at this sandbox."""
         return {"fields": {}, "parameters": {}}
 
+    @property
+    def workdir(self) -> Path:
+        """A scratch directory that lives as long as the sandbox (certificates, keys)."""
+        return Path(self._files.name)
+
     # TLS
 
     def _make_certificates(self) -> None:
@@ -183,13 +188,13 @@ class Sandbox:
 
         self._ca = trustme.CA()
         self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_path = str(Path(self._files.name) / "ca.pem")
+        self.ca_path = str(self.workdir / "ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_path)
 
     def issue_client_cert(self, name: str = "client") -> tuple[str, str]:
         """A client certificate signed by this sandbox's CA: ``(cert path, key path)``."""
         cert = self._ca.issue_cert(f"{name}.example")
-        cert_path, key_path = (str(Path(self._files.name) / f"{name}.{ext}") for ext in ("crt", "key"))
+        cert_path, key_path = (str(self.workdir / f"{name}.{ext}") for ext in ("crt", "key"))
         cert.cert_chain_pems[0].write_to_path(cert_path)
         cert.private_key_pem.write_to_path(key_path)
         return cert_path, key_path

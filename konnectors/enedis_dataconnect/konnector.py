@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from framework import Chunk, Context, Documents, Konnector, LoginFailed, OAuthOutdated, UserActionNeeded, VendorDown
 from framework.http import RateLimiter, prefetch
@@ -78,7 +78,7 @@ STREAMS = (
 
 class EnedisDataConnect(Konnector):
     series = (metering.SERIES,)
-    dedup_keys = {metering.MAX_POWER: ("_id",)}  # noqa: RUF012 - read-only class data
+    dedup_keys: ClassVar = {metering.MAX_POWER: ("_id",)}
 
     def fetch(self, ctx: Context) -> Iterator[Chunk]:
         api = _Api(ctx)

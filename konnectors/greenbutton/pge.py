@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from framework import Context, Konnector, LoginFailed, Maintenance, VendorDown
@@ -33,7 +33,7 @@ CUSTOMERS = "org.greenbutton.customer"
 
 class PgeShareMyData(Konnector):
     series = SERIES
-    dedup_keys = {CUSTOMERS: ("_id",)}  # noqa: RUF012 - read-only class data
+    dedup_keys: ClassVar = {CUSTOMERS: ("_id",)}
 
     def start(self, ctx: Context) -> None:
         pge = _Pge(ctx)

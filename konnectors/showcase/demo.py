@@ -138,7 +138,7 @@ def _receiver(spec: runner.JobSpec, manifest, sandbox, servers) -> Iterator[dict
         return
     ca = trustme.CA()
     certificate = ca.issue_cert("127.0.0.1")
-    folder = Path(sandbox._files.name)
+    folder = sandbox.workdir
     paths = [str(folder / name) for name in ("operator-ca.pem", "operator.pem", "operator.key")]
     ca.cert_pem.write_to_path(paths[0])
     certificate.cert_chain_pems[0].write_to_path(paths[1])

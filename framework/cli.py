@@ -43,7 +43,7 @@ class Cli(click.Group):
         if command is None and name in (plugged := _plugged_commands()):
             try:
                 command = plugged[name].load()
-            except Exception as error:
+            except Exception as error:  # a broken plug-in must not take the other commands down
                 command = _unavailable(name, f"{plugged[name].value}: {type(error).__name__}: {error}")
         return command
 

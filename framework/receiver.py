@@ -20,6 +20,8 @@ from .context import Context
 from .errors import KonnectorError
 
 WORKER_PERIOD = 30.0
+DRAIN_LIMIT = 64 * 1024 * 1024
+"""Refused bodies up to this size are read and dropped before answering; larger ones are cut off."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,21 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > receiver.options.max_bytes:
                     receiver.ctx.log.warning(f"notification refused: {length} bytes is over the limit")
+                    self._discard(length)
                     self._answer(413, "too large")
                     return
                 self._answer(*receiver.accept(self.rfile.read(length)))
+
+            def _discard(self, length: int) -> None:
+                """Read (and drop) a refused body, so the sender sees the answer instead of a cut connection."""
+                if length > DRAIN_LIMIT:
+                    self.close_connection = True
+                    return
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 64 * 1024))
+                    if not chunk:
+                        return
+                    length -= len(chunk)
 
             def _answer(self, status: int, text: str) -> None:
                 body = text.encode()

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from framework.store import CouchBackend, DocumentStore
 from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
 from konnectors.meteofrance_obs.sandbox import MeteoFranceSandbox
 from tests.conftest import write_json
@@ -17,26 +21,66 @@ from tests.reliability.conftest import embedded_snapshot, kill_after_requests, k
 
 TODAY = date(2024, 11, 5)
 FULL_YEAR = SAMPLES / "gba_coastal_multi_family_hourly_2011_full_year.xml"
+ENEDIS_LEVELS = ("day", "minute", "hour", "month", "year", "maxpower")
+
+Target = Callable[[Path], tuple[list[str], dict[str, str]]]
+"""For a work directory: the store arguments and environment of its runs."""
 
 
-def clean_then_crashed(tmp_path, slug: str, setup, env: dict, kills: list[tuple[str, float]]):
+def embedded(env: dict[str, str]) -> tuple[Target, Callable[[Path], dict]]:
+    return (lambda work: ([], env)), (lambda work: embedded_snapshot(work / "konnector-data"))
+
+
+def couchdb(url: str, env: dict[str, str]) -> tuple[Target, Callable[[Path], dict]]:
+    """Each work directory gets its own database prefix on the shared CouchDB-compatible server."""
+    prefixes: dict[Path, str] = {}
+
+    def target(work: Path) -> tuple[list[str], dict[str, str]]:
+        prefix = prefixes.setdefault(work, f"k{uuid.uuid4().hex[:8]}-")
+        return ["--couchdb", url], {**env, "KONNECTOR_DB_PREFIX": prefix}
+
+    def snapshot(work: Path) -> dict:
+        store = DocumentStore(CouchBackend(url, prefixes[work]))
+        return {
+            level: {
+                d["_id"]: {k: v for k, v in d.items() if k not in ("_rev", "cozyMetadata")}
+                for d in store.id_range(f"com.grandlyon.enedis.{level}")
+            }
+            for level in ENEDIS_LEVELS
+        }
+
+    return target, snapshot
+
+
+def _run(slug: str, work: Path, target: Target):
+    args, env = target(work)
+    return konnector("run", slug, "--config", "dev.json", *args, cwd=work, env=env)
+
+
+def clean_then_crashed(tmp_path: Path, slug: str, setup, store, kills: list[tuple[str, float]]):
     """The clean store, then for each kill point: killed run, re-run, and the store it ended with.
 
     A kill point is ``("request", n)``: when the sandbox receives the n-th request, or
-    ``("moment", f)``: at the fraction f of the clean run's duration.
-
-    ``setup()`` gives a context manager yielding ``(sandbox or None, dev-config)``; each run gets a
-    fresh sandbox with the same seed (the same data), so one run's calls never count against the
-    provider quota of the next, as they would not across real days.
+    ``("moment", f)``: at the fraction f of the clean run's duration. ``setup()`` gives a context
+    manager yielding ``(sandbox or None, dev-config)``; each run gets a fresh sandbox with the same
+    seed (the same data), so one run's calls never count against the provider quota of the next.
     """
-    expected, duration = _run_to_completion(tmp_path / "clean", slug, setup, env)
+    target, snapshot = store
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    with setup() as (_, config):
+        write_json(clean / "dev.json", config)
+        started = time.monotonic()
+        assert _run(slug, clean, target).wait(120) == 0
+        duration = time.monotonic() - started
+    expected = snapshot(clean)
     results = []
     for number, (kind, value) in enumerate(kills):
         work = tmp_path / f"kill{number}"
         work.mkdir()
         with setup() as (sandbox, config):
             write_json(work / "dev.json", config)
-            process = konnector("run", slug, "--config", "dev.json", cwd=work, env=env)
+            process = _run(slug, work, target)
             if kind == "request":
                 kill_after_requests(sandbox, process, int(value))
             else:
@@ -44,20 +88,10 @@ def clean_then_crashed(tmp_path, slug: str, setup, env: dict, kills: list[tuple[
             process.wait(120)
             if sandbox is not None:
                 sandbox.on_request = None
-            rerun = konnector("run", slug, "--config", "dev.json", cwd=work, env=env)
+            rerun = _run(slug, work, target)
             assert rerun.wait(120) == 0, rerun.stderr.read()
-        results.append((kind, value, process.returncode, embedded_snapshot(work / "konnector-data")))
+        results.append((kind, value, process.returncode, snapshot(work)))
     return expected, results
-
-
-def _run_to_completion(work, slug: str, setup, env: dict):
-    work.mkdir()
-    with setup() as (_, config):
-        write_json(work / "dev.json", config)
-        started = time.monotonic()
-        assert konnector("run", slug, "--config", "dev.json", cwd=work, env=env).wait(120) == 0
-        duration = time.monotonic() - started
-    return embedded_snapshot(work / "konnector-data"), duration
 
 
 def sandboxed(sandbox_class, seed: int, today: date | None = None, **parameters):
@@ -86,20 +120,31 @@ def check(expected, results, reliability, name: str) -> None:
     )
 
 
+ENEDIS_ENV = {"KONNECTOR_NOW": f"{TODAY}T12:00:00+01:00"}
+
+
 def test_enedis_dataconnect_survives_kills_at_every_request_and_in_between(tmp_path, reliability):
     setup = sandboxed(EnedisSandbox, 5, TODAY, curve_history_days=14)
-    env = {"KONNECTOR_NOW": f"{TODAY}T12:00:00+01:00"}
     kills = [("request", n) for n in range(1, 9)] + [("moment", 0.25 + 0.06 * n) for n in range(12)]
-    expected, results = clean_then_crashed(tmp_path, "enedis-dataconnect", setup, env, kills)
+    expected, results = clean_then_crashed(tmp_path, "enedis-dataconnect", setup, embedded(ENEDIS_ENV), kills)
     assert len(expected["com-grandlyon-enedis-minute"]) == 14 * 48 + 2  # with the 25-hour 27 October
     check(expected, results, reliability, "enedis-dataconnect (embedded store)")
 
 
+def test_enedis_dataconnect_on_couchdb_survives_kills(tmp_path, reliability, couchdb_url):
+    setup = sandboxed(EnedisSandbox, 5, TODAY, curve_history_days=7)
+    kills = [("request", n) for n in range(1, 8)] + [("moment", 0.25 + 0.05 * n) for n in range(13)]
+    store = couchdb(couchdb_url, ENEDIS_ENV)
+    expected, results = clean_then_crashed(tmp_path, "enedis-dataconnect", setup, store, kills)
+    assert len(expected["minute"]) == 7 * 48
+    check(expected, results, reliability, "enedis-dataconnect (CouchDB)")
+
+
 def test_meteofrance_obs_survives_kills_at_every_request(tmp_path, reliability):
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    env = {"KONNECTOR_NOW": now.isoformat()}
     kills = [("request", n) for n in range(1, 25)]
-    expected, results = clean_then_crashed(tmp_path, "meteofrance-obs", sandboxed(MeteoFranceSandbox, 2), env, kills)
+    store = embedded({"KONNECTOR_NOW": now.isoformat()})
+    expected, results = clean_then_crashed(tmp_path, "meteofrance-obs", sandboxed(MeteoFranceSandbox, 2), store, kills)
     check(expected, results, reliability, "meteofrance-obs (embedded store)")
 
 
@@ -109,7 +154,7 @@ def test_greenbutton_file_survives_kills_at_any_moment(tmp_path, reliability):
         yield None, {"fields": {"path": str(FULL_YEAR), "timezone": "America/Los_Angeles"}}
 
     kills = [("moment", 0.2 + 0.04 * n) for n in range(20)]
-    expected, results = clean_then_crashed(tmp_path, "greenbutton-file", setup, {}, kills)
+    expected, results = clean_then_crashed(tmp_path, "greenbutton-file", setup, embedded({}), kills)
     check(expected, results, reliability, "greenbutton-file (embedded store)")
 
 
@@ -117,23 +162,16 @@ def test_greenbutton_file_survives_kills_at_any_moment(tmp_path, reliability):
 def test_concurrent_runs_of_one_account_end_like_one_run(tmp_path, reliability, runs):
     with EnedisSandbox(seed=5) as sandbox:
         sandbox.today = TODAY
-        config = sandbox.dev_config()
-        config["parameters"] = {"curve_history_days": 14}
-        env = {"KONNECTOR_NOW": f"{TODAY}T12:00:00+01:00"}
-        clean = tmp_path / "clean"
-        clean.mkdir()
-        write_json(clean / "dev.json", config)
-        assert konnector("run", "enedis-dataconnect", "--config", "dev.json", cwd=clean, env=env).wait(120) == 0
-        both = tmp_path / "both"
-        both.mkdir()
-        write_json(both / "dev.json", config)
-        konnector("run", "enedis-dataconnect", "--config", "dev.json", cwd=both, env=env).wait(120)
-        processes = [
-            konnector("run", "enedis-dataconnect", "--config", "dev.json", cwd=both, env=env) for _ in range(runs)
-        ]
+        config = {**sandbox.dev_config(), "parameters": {"curve_history_days": 14}}
+        target, snapshot = embedded(ENEDIS_ENV)
+        for name in ("clean", "both"):
+            (tmp_path / name).mkdir()
+            write_json(tmp_path / name / "dev.json", config)
+            assert _run("enedis-dataconnect", tmp_path / name, target).wait(120) == 0
+        processes = [_run("enedis-dataconnect", tmp_path / "both", target) for _ in range(runs)]
         statuses = [p.wait(120) for p in processes]
     assert statuses == [0] * runs, [p.stderr.read() for p in processes]
-    assert embedded_snapshot(both / "konnector-data") == embedded_snapshot(clean / "konnector-data")
+    assert snapshot(tmp_path / "both") == snapshot(tmp_path / "clean")
     reliability.record(
         "concurrency",
         "two runs of the same account at once (after a first run)",

@@ -21,9 +21,9 @@ from __future__ import annotations
 import calendar
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from .backend import HIGH_KEY, Doc
@@ -51,6 +51,15 @@ def period_id(level: str, when: date | datetime, meter: str | None = None) -> st
     else:
         stamp = when.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[level])
     return f"{meter}/{stamp}" if meter else stamp
+
+
+def in_order(stamps: Iterable[datetime], zone: tzinfo) -> Iterator[datetime]:
+    """Naive local times of a chronological series, made aware; a wall-clock time seen again
+    (the autumn DST hour) is the later instant."""
+    seen: set[datetime] = set()
+    for stamp in stamps:
+        yield stamp.replace(tzinfo=zone, fold=1 if stamp in seen else 0)
+        seen.add(stamp)
 
 
 def point(level: str, when: date | datetime, *, meter: str | None = None, **values: Any) -> Doc:

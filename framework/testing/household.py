@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 
 def load_kwh(when: datetime, minutes: int = 60, seed: int = 0) -> float:
@@ -24,3 +24,15 @@ def load_kwh(when: datetime, minutes: int = 60, seed: int = 0) -> float:
     noise = random.Random(f"{seed}:{when.isoformat()}").uniform(0.9, 1.1)
     hourly = (base + morning + evening * weekend + heating) * noise
     return round(hourly * minutes / 60, 3)
+
+
+def day_steps(day: date, minutes: int, zone: tzinfo) -> list[datetime]:
+    """The local start of every ``minutes`` step of ``day``, counted in real time (46 or 50 half hours on DST days)."""
+    instant = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    following = day + timedelta(days=1)
+    stop = datetime(following.year, following.month, following.day, tzinfo=zone).astimezone(UTC)
+    steps = []
+    while instant < stop:
+        steps.append(instant.astimezone(zone))
+        instant += timedelta(minutes=minutes)
+    return steps

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from framework import Rollup, Series, VendorDown, point
+from framework.store.timeseries import in_order
 
 PARIS = ZoneInfo("Europe/Paris")
 PREFIX = "com.grandlyon.enedis"
@@ -60,12 +61,9 @@ def load_curve(payload: Any) -> list[dict[str, Any]]:
     reading_type, found = readings(payload)
     default_length = reading_type.get("interval_length")
     documents = []
-    seen: set[datetime] = set()
-    for reading in found:
+    ends = in_order((datetime.fromisoformat(r["date"]) for r in found), PARIS)
+    for reading, end in zip(found, ends, strict=True):
         minutes = _minutes(reading.get("interval_length") or default_length or "PT30M")
-        local = datetime.fromisoformat(reading["date"])
-        end = local.replace(tzinfo=PARIS, fold=1 if local in seen else 0)
-        seen.add(local)
         start = (end.astimezone(ZoneInfo("UTC")) - timedelta(minutes=minutes)).astimezone(PARIS)
         energy = _number(reading) * minutes / 60 / 1000
         documents.append(point("minute", start, load=round(energy, 9), unit="kWh", interval=minutes))

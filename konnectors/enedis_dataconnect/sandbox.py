@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from framework.sandbox import Request, Response, Sandbox, json_response, route
-from framework.testing.household import load_kwh
+from framework.testing.household import day_steps, load_kwh
 
 PARIS = ZoneInfo("Europe/Paris")
 CLIENT_ID, CLIENT_SECRET = "enedis-sandbox-client", "enedis-sandbox-secret"
@@ -235,15 +235,11 @@ class EnedisSandbox(Sandbox):
 
     def intervals(self, customer: Customer, day: date) -> list[tuple[datetime, float]]:
         """(local start, average W) of every interval of ``day``: 23 or 25 hours on DST days."""
-        start = datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
-        end = datetime.combine(day + timedelta(1), datetime.min.time(), PARIS).astimezone(UTC)
-        found, instant = [], start
-        while instant < end:
-            local = instant.astimezone(PARIS)
-            watts = round(load_kwh(local, minutes=customer.step, seed=self.seed) * 1000 * 60 / customer.step)
-            found.append((local, watts))
-            instant += timedelta(minutes=customer.step)
-        return found
+        step = customer.step
+        return [
+            (local, round(load_kwh(local, minutes=step, seed=self.seed) * 1000 * 60 / step))
+            for local in day_steps(day, step, PARIS)
+        ]
 
     def _curve(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
         step = timedelta(minutes=customer.step)

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from framework import Rollup, Series, VendorDown, point
+from framework.store.timeseries import in_order
 
 PARIS = ZoneInfo("Europe/Paris")
 PREFIX = "com.grandlyon.enedis"
@@ -24,23 +25,27 @@ STEP_MINUTES = 30
 
 def values(answer: Any) -> list[tuple[datetime, float]]:
     """(aware local datetime, value) of every measure of an answer, v2 or v3."""
-    found: list[tuple[datetime, float]] = []
-    seen: set[datetime] = set()
-    grandeurs = answer if isinstance(answer, list) else (answer or {}).get("grandeur") or []
-    for grandeur in grandeurs:
-        for measure in grandeur.get("points") or grandeur.get("mesure") or []:
-            try:
-                raw, number = measure["d"], float(measure["v"])
-            except (KeyError, TypeError, ValueError):
-                raise VendorDown(f"SGE sent a measure in an unexpected shape: {measure!r:.200}") from None
-            if isinstance(raw, datetime):
-                when = raw.astimezone(PARIS) if raw.tzinfo else raw.replace(tzinfo=PARIS)
-            else:
-                local = datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S")
-                when = local.replace(tzinfo=PARIS, fold=1 if local in seen else 0)
-                seen.add(local)
-            found.append((when, number))
-    return found
+    measures = [m for grandeur in _grandeurs(answer) for m in grandeur.get("points") or grandeur.get("mesure") or []]
+    try:
+        numbers = [float(m["v"]) for m in measures]
+        stamps = [m["d"] for m in measures]
+    except (KeyError, TypeError, ValueError):
+        raise VendorDown(f"SGE sent a measure in an unexpected shape: {measures!r:.200}") from None
+    if all(isinstance(d, datetime) for d in stamps):  # v2: dateTime with its offset
+        return [
+            (d.astimezone(PARIS) if d.tzinfo else d.replace(tzinfo=PARIS), v)
+            for d, v in zip(stamps, numbers, strict=True)
+        ]
+    try:
+        local = [datetime.strptime(str(d), "%Y-%m-%d %H:%M:%S") for d in stamps]  # v3: local wall clock
+    except ValueError:
+        raise VendorDown(f"SGE sent a measure date in an unexpected shape: {stamps[:3]!r}") from None
+    return list(zip(in_order(local, PARIS), numbers, strict=True))
+
+
+def _grandeurs(answer: Any) -> list[Any]:
+    """zeep hands back the list itself when ``grandeur`` is the answer's only child (v2)."""
+    return answer if isinstance(answer, list) else (answer or {}).get("grandeur") or []
 
 
 def daily(answer: Any) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from lxml import etree
 
 from framework.safexml import UnsafeXml, parse
 from framework.sandbox import Request, Response, Sandbox, json_response, route
-from framework.testing.household import load_kwh
+from framework.testing.household import day_steps, load_kwh
 
 from .konnector import PATHS, WSDL
 
@@ -319,14 +319,14 @@ class SgeSandbox(Sandbox):
 
     def curve(self, day: date) -> list[tuple[datetime, int]]:
         """(local end of step, average W) of every half hour of ``day``."""
-        instant = datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
-        stop = datetime.combine(day + timedelta(1), datetime.min.time(), PARIS).astimezone(UTC)
-        rows = []
-        while instant < stop:
-            watts = round(load_kwh(instant.astimezone(PARIS), minutes=30, seed=self.seed) * 2000)
-            instant += timedelta(minutes=30)
-            rows.append((instant.astimezone(PARIS), watts))
-        return rows
+        step = timedelta(minutes=30)
+        return [
+            (
+                (local.astimezone(UTC) + step).astimezone(PARIS),
+                round(load_kwh(local, minutes=30, seed=self.seed) * 2000),
+            )
+            for local in day_steps(day, 30, PARIS)
+        ]
 
     def rows(self, kind: str, day: date) -> list[tuple[datetime, float]]:
         curve = self.curve(day)

@@ -11,7 +11,8 @@ from framework.testing.runner import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PATH_KONNECTORS = FIXTURES / "path_konnectors"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).parent / "data"
+"""Public sample data the tests read, carried in the project (origins and licences in each SOURCES.md)."""
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from framework.store import CouchBackend, DocumentStore, SqliteBackend
 from tests.conftest import write_json
 from tests.konnectors.greenbutton.test_espi import FILES, SAMPLES, independent_total
 
-pytestmark = pytest.mark.skipif(not FILES and not os.environ.get("CI"), reason=f"no sample data at {SAMPLES}")
-
 FULL_YEAR = "gba_coastal_multi_family_hourly_2011_full_year.xml"
 ELECTRICITY = "org.greenbutton.electricity"
 

@@ -19,7 +19,11 @@ from pathlib import Path
 
 from konnectors.greenbutton import espi
 
-DEFAULT = Path(__file__).resolve().parents[1] / "tests/data/greenbutton/gba_coastal_multi_family_hourly_2011_full_year.xml"
+DEFAULT = (
+    Path(__file__).resolve().parents[1]
+    / "tests/data/greenbutton"
+    / "gba_coastal_multi_family_hourly_2011_full_year.xml"
+)
 WAYS = {
     "none": lambda path: 0,
     "stream": lambda path: sum(1 for _ in espi.parse(path.open("rb"), path.name)),

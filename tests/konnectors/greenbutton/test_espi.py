@@ -4,7 +4,6 @@ origins and licences), checked against an independent whole-document computation
 from __future__ import annotations
 
 import math
-import os
 import xml.etree.ElementTree as ET
 
 import pytest

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 
 import pytest
 
 from framework.store import CouchBackend, DocumentStore, SqliteBackend
 from tests.conftest import write_json
-from tests.konnectors.greenbutton.test_espi import FILES, SAMPLES, independent_total
+from tests.konnectors.greenbutton.test_espi import SAMPLES, independent_total
 
 FULL_YEAR = "gba_coastal_multi_family_hourly_2011_full_year.xml"
 ELECTRICITY = "org.greenbutton.electricity"

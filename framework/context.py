@@ -41,6 +41,10 @@ class Context:
     """Told the running counts after each store (a terminal progress line)."""
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     """Rate limiters whose state is saved with the account state."""
+    payload: Any = None
+    """What a ``@webhook`` trigger received (``COZY_PAYLOAD``, decoded), or None."""
+    locale: str | None = None
+    """The person's locale under a platform (``COZY_LOCALE``), e.g. ``fr``."""
 
     def __post_init__(self) -> None:
         self.account.secrets = SecretDict(self.redactor, self.account.secrets)

@@ -19,6 +19,11 @@ from typing import TextIO
 from .redact import Redactor
 
 MAX_LINE_BYTES = 64 * 1024 - 1
+"""cozy-stack reads stdout with a 64 KiB line buffer (``worker/exec/common.go``)."""
+MAX_MESSAGE_BYTES = 4000
+"""cozy-stack keeps the first 4,000 bytes of a message (``ScanOutput``, ``worker/exec/konnector.go``);
+we cut first, on a character boundary, and say so."""
+TRUNCATED = " [truncated]"
 _TYPES = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
@@ -48,7 +53,7 @@ class JsonLineFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "type": _TYPES.get(record.levelno, "info"),
             "namespace": record.name,
-            "message": self.redactor(_message_of(record)),
+            "message": _capped(self.redactor(_message_of(record))),
         }
         if getattr(record, "no_retry", None) is not None:
             entry["no_retry"] = record.no_retry
@@ -62,8 +67,16 @@ class JsonLineFormatter(logging.Formatter):
         message = entry["message"]
         excess = size - MAX_LINE_BYTES + 64
         cut = message.encode()[: max(0, len(message.encode()) - excess * 2)]
-        entry["message"] = cut.decode(errors="ignore") + " [truncated]"
+        entry["message"] = cut.decode(errors="ignore") + TRUNCATED
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _capped(message: str) -> str:
+    """``message`` within :data:`MAX_MESSAGE_BYTES` of UTF-8, marked when cut."""
+    data = message.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    return data[: MAX_MESSAGE_BYTES - len(TRUNCATED)].decode(errors="ignore") + TRUNCATED
 
 
 CLEAR_LINE = "\r\x1b[K"

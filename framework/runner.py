@@ -26,6 +26,7 @@ from .manifest import Manifest, read_json
 from .receiver import Receiver, ServeOptions
 from .redact import Redactor
 from .registry import load_class
+from .stack.payload import read_payload
 from .store import DocumentStore, Writer, open_backend
 
 DEFAULT_DATA_DIR = Path("konnector-data")
@@ -53,6 +54,14 @@ class JobSpec:
     oauth_callback_results: dict[str, Any] | None = None
     now: datetime | None = None
     """A fixed "now" for the job's clock (``KONNECTOR_NOW``): replays and tests of date logic."""
+    payload: Any = None
+    """The body that fired a ``@webhook`` trigger (``COZY_PAYLOAD``), if any."""
+    locale: str | None = None
+    job_id: str | None = None
+    trigger_id: str | None = None
+    stack_url: str | None = None
+    """cozy-stack mode (``COZY_URL`` + ``COZY_CREDENTIALS``): every store operation goes through its API."""
+    stack_credentials: str | None = None
 
 
 def _json_env(env: dict[str, str], name: str) -> Any:
@@ -77,14 +86,16 @@ def fixed_now(env: dict[str, str]) -> datetime | None:
 
 
 def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
-    """A platform job: ``COZY_FIELDS`` names the account, the store is ``COUCHDB_URL``."""
+    """A platform job: ``COZY_FIELDS`` names the account; the store is cozy-stack's data API
+    (``COZY_URL`` + ``COZY_CREDENTIALS``) or, self-hosted, ``COUCHDB_URL``."""
     cozy_fields = _json_env(env, "COZY_FIELDS")
     account_id = cozy_fields.get("account")
     slug = slug or cozy_fields.get("konnector")
     if not account_id or not slug:
         raise ConfigurationError("COZY_FIELDS must give 'account' (and 'konnector' when no SLUG is given)")
-    if not env.get("COUCHDB_URL"):
-        raise ConfigurationError("COUCHDB_URL is not set: a platform job needs the CouchDB server")
+    stack = bool(env.get("COZY_URL") and env.get("COZY_CREDENTIALS"))
+    if not stack and not env.get("COUCHDB_URL"):
+        raise ConfigurationError("a platform job needs a store: set COZY_URL + COZY_CREDENTIALS, or COUCHDB_URL")
     limit = env.get("COZY_TIME_LIMIT")
     try:
         time_limit = float(limit) if limit else None
@@ -98,10 +109,16 @@ def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
         time_limit=time_limit,
         delete=bool(cozy_fields.get("account_deleted")),
         account_rev=cozy_fields.get("account_rev"),
-        couchdb_url=env["COUCHDB_URL"],
+        couchdb_url=None if stack else env["COUCHDB_URL"],
         prefix=env.get("KONNECTOR_DB_PREFIX", ""),
         data_dir=None,
         now=fixed_now(env),
+        payload=read_payload(env.get("COZY_PAYLOAD")),
+        locale=env.get("COZY_LOCALE") or None,
+        job_id=env.get("COZY_JOB_ID") or None,
+        trigger_id=env.get("COZY_TRIGGER_ID") or None,
+        stack_url=env["COZY_URL"] if stack else None,
+        stack_credentials=env["COZY_CREDENTIALS"] if stack else None,
     )
 
 
@@ -141,6 +158,8 @@ def run(
         result.written = ctx.written
         kind = "manual" if spec.manual else "scheduled"
         log.info(f"{kind} {'deletion' if spec.delete else 'run'} for account {spec.account_id}")
+        if spec.job_id:
+            log.info(f"job {spec.job_id}, trigger {spec.trigger_id or 'none'}")
         if spec.delete:
             konnector.on_delete_account(ctx)
             if spec.account_rev is None:
@@ -221,6 +240,8 @@ def prepare(
         manual=spec.manual,
         deadline=_deadline(spec.time_limit, started),
         data_dir=spec.data_dir,
+        payload=spec.payload,
+        locale=spec.locale,
     )
     if spec.now is not None:
         ctx.clock = lambda: spec.now

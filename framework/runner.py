@@ -218,6 +218,8 @@ def prepare(
     spec: JobSpec, manifest: Manifest, redactor: Redactor, log: logging.Logger, started: float
 ) -> tuple[Context, Any]:
     """The job's context and konnector instance, fields validated, nothing run yet."""
+    if spec.stack_url:
+        raise ConfigurationError("the cozy-stack backend is not in this version: set COUCHDB_URL instead")
     backend = open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
     box = SecretBox(load_key(spec.data_dir))
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)

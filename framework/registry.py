@@ -28,8 +28,21 @@ from .manifest import Manifest, ManifestError, load_file
 
 ENTRY_POINT_GROUP = "konnectors"
 PATH_ENV = "KONNECTOR_PATH"
-BUILTIN_MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 BUILTIN_PACKAGE = "konnectors"
+
+
+def _builtin_manifests() -> Path | None:
+    """``konnectors/manifests``: package data, so a wheel carries it as an editable install does.
+
+    Found without importing the package, so the framework still never imports a konnector.
+    """
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "manifests"
+
+
+BUILTIN_MANIFESTS = _builtin_manifests()
 
 
 class Registry:
@@ -49,7 +62,7 @@ class Registry:
         """Built-in manifests, then ``KONNECTOR_PATH`` (or ``extra_dirs``), then entry points."""
         if extra_dirs is None:
             extra_dirs = [Path(p) for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
-        found = list(_from_directory(BUILTIN_MANIFESTS, package=BUILTIN_PACKAGE))
+        found = list(_from_directory(BUILTIN_MANIFESTS, package=BUILTIN_PACKAGE)) if BUILTIN_MANIFESTS else []
         for directory in extra_dirs:
             found.extend(_from_directory(directory, search_path=str(directory)))
         found.extend(_from_entry_points())

@@ -45,18 +45,18 @@ def ping_server():
 def test_list_shows_builtin_and_path_konnectors(cli):
     result = cli("list")
     assert result.status == 0
-    assert "greenbutton-file" in result.stdout and "manifests/greenbutton-file.json" in result.stdout
+    assert "greenbutton-file" in result.stdout and "konnectors/manifests/greenbutton-file.json" in result.stdout
     assert "probe" in result.stdout and "path_konnectors/probe.json" in result.stdout
 
 
 def test_every_builtin_manifest_validates(cli):
-    result = cli("validate", *map(str, sorted((REPO / "manifests").glob("*.json"))))
+    result = cli("validate", *map(str, sorted((REPO / "konnectors" / "manifests").glob("*.json"))))
     assert result.status == 0, result.output
-    assert result.stdout.count(": ok (") == len(list((REPO / "manifests").glob("*.json")))
+    assert result.stdout.count(": ok (") == len(list((REPO / "konnectors" / "manifests").glob("*.json")))
 
 
 def test_broken_manifest_names_file_path_and_rule(cli, tmp_path):
-    broken = json.loads((REPO / "manifests" / "greenbutton-file.json").read_text())
+    broken = json.loads((REPO / "konnectors" / "manifests" / "greenbutton-file.json").read_text())
     broken["slug"] = "Bad/Slug"
     broken["fields"]["path"]["type"] = "textarea"
     del broken["entrypoint"]

@@ -91,7 +91,7 @@ def test_entrypoint_outside_its_package_is_refused(cli, tmp_path):
 
 
 def test_duplicate_slug_names_both_sources(tmp_path):
-    builtin = json.loads((Path(__file__).parents[2] / "manifests" / "greenbutton-file.json").read_text())
+    builtin = json.loads((Path(__file__).parents[2] / "konnectors" / "manifests" / "greenbutton-file.json").read_text())
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "greenbutton_copy.py").write_text("")
@@ -100,7 +100,7 @@ def test_duplicate_slug_names_both_sources(tmp_path):
         Registry.discover([extra])
     message = raised.value.message
     assert "'greenbutton-file' is declared twice" in message
-    assert "manifests/greenbutton-file.json" in message and str(extra / "greenbutton-file.json") in message
+    assert "konnectors/manifests/greenbutton-file.json" in message and str(extra / "greenbutton-file.json") in message
 
 
 def test_path_konnectors_must_live_in_their_directory(tmp_path):

@@ -20,7 +20,7 @@ from konnectors.meteofrance_obs.sandbox import MeteoFranceSandbox
 from konnectors.rte_ecowatt.sandbox import EcowattSandbox
 from tests.conftest import write_json
 
-REPO_MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+REPO_MANIFESTS = Path(__file__).resolve().parents[2] / "konnectors" / "manifests"
 SANDBOXES = {
     "enedis-dataconnect": (EnedisSandbox, {"curve_history_days": 7, "daily_history_days": 30}),
     "enedis-sge": (SgeSandbox, {"curve_history_days": 7, "daily_history_days": 30, "max_power_history_days": 30}),

@@ -9,6 +9,7 @@ a timeout and asks for JSON (pouchdb-server answers ``text/plain`` otherwise).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -16,7 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from ..errors import StoreError
-from .backend import Doc, db_name
+from .backend import Doc, db_name, in_request_order
 
 TIMEOUT = (5, 60)
 PAGE_SIZE = 1000
@@ -121,7 +122,9 @@ class CouchBackend:
         if not docs:
             return []
         db = self._ensure_db(doctype)
-        return self.client.request("POST", f"{db}/_bulk_docs", json={"docs": list(docs)})
+        docs = [doc if doc.get("_id") else {**doc, "_id": uuid.uuid4().hex} for doc in docs]
+        results = self.client.request("POST", f"{db}/_bulk_docs", json={"docs": docs})
+        return in_request_order(doctype, docs, results)
 
     def find(self, doctype: str, selector: Doc, limit: int, sort: Sequence[str] = ()) -> list[Doc]:
         query: Doc = {"selector": selector, "limit": limit}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import PermissionDenied, StoreError
-from .backend import HIGH_KEY, Backend, Doc
+from .backend import HIGH_KEY, Backend, Doc, in_request_order
 
 BATCH_SIZE = 1000
 CONFLICT_ROUNDS = 5
@@ -191,15 +192,15 @@ class DocumentStore:
     def delete(self, doctype: str, docs: Iterable[Doc]) -> None:
         self._check(doctype, "DELETE")
         tombstones = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs]
-        for result in self.backend.bulk_write(doctype, tombstones):
+        for result in in_request_order(doctype, tombstones, self.backend.bulk_write(doctype, tombstones)):
             if "error" in result:
                 raise StoreError(f"cannot delete {doctype}/{result['id']}: {result['error']}")
 
     def _write_batch(self, doctype: str, batch: list[Doc], merge: Merge) -> list[Doc]:
-        pending = batch
+        pending = [doc if doc.get("_id") else {**doc, "_id": uuid.uuid4().hex} for doc in batch]
         saved: list[Doc] = []
         for _ in range(CONFLICT_ROUNDS):
-            results = self.backend.bulk_write(doctype, pending)
+            results = in_request_order(doctype, pending, self.backend.bulk_write(doctype, pending))
             conflicted = []
             for doc, result in zip(pending, results, strict=True):
                 if "error" not in result:

@@ -1,9 +1,14 @@
-"""Start and stop a real CouchDB-compatible server for tests: pouchdb-server, in memory.
+"""Start and stop a real CouchDB-compatible server for tests: pouchdb-server, in memory or on disk.
 
 pouchdb-server is pinned in the repository's ``package.json`` and installed with
-``npm ci --ignore-scripts`` (its optional sqlite3 build is not needed in memory).
+``npm ci --ignore-scripts``. In memory it needs no native code. On disk it uses
+its default LevelDB adapter through ``leveldown``, whose N-API prebuilt binaries
+ship in the npm package (``node-gyp-build`` loads them; no install script needs
+to run). The two modes do not behave alike: on disk, ``_bulk_docs`` answers out
+of order, which is why the suite runs the store on both.
 It listens on a free 127.0.0.1 port with an admin account, in a scratch
-directory (it writes its config and log file where it runs).
+directory (it writes its config and log file where it runs, and its databases
+under ``data/`` there when on disk).
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ def _free_port() -> int:
 class CouchServer:
     """One pouchdb-server process; ``url`` carries the admin credentials."""
 
-    def __init__(self, binary: Path | None = None) -> None:
+    def __init__(self, binary: Path | None = None, *, on_disk: bool = False) -> None:
         self.binary = binary or find_binary()
+        self.on_disk = on_disk
         self.port = _free_port()
         self.password = secrets.token_hex(12)
         self.url = f"http://admin:{self.password}@127.0.0.1:{self.port}"
@@ -58,7 +64,13 @@ class CouchServer:
         self._process: subprocess.Popen | None = None
 
     def start(self) -> CouchServer:
-        command = [str(self.binary), "--in-memory", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.on_disk:
+            data = Path(self._scratch.name) / "data"
+            data.mkdir()
+            command += ["--dir", str(data)]
+        else:
+            command.append("--in-memory")
         self._process = subprocess.Popen(
             command, cwd=self._scratch.name, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -3,10 +3,13 @@
 - ``couchdb_url``: ``$COUCHDB_URL`` if set, else a pouchdb-server started once
   per session. Where it cannot start, CouchDB tests are skipped with the
   reason, except under CI (``CI`` set), where they fail loudly.
+- ``couchdb_disk_url``: the same with pouchdb-server storing on disk (LevelDB),
+  which answers bulk writes out of order; ``$COUCHDB_URL`` (a real CouchDB is on
+  disk) when set.
 - ``db_prefix``: a fresh database prefix per test, so tests never see each
   other's data on a shared server.
-- ``backend``: parametrised over ``embedded`` and ``couchdb``: a test using it
-  runs against both backends (the contract suite).
+- ``backend``: parametrised over ``embedded``, ``couchdb`` and ``couchdb-disk``:
+  a test using it runs against both backends and both server modes (the contract suite).
 - ``embedded_store``: a DocumentStore on a fresh SQLite file.
 
 Also in this package: ``runner.run_cli`` (the CLI as a subprocess),
@@ -27,13 +30,12 @@ from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 from .couchdb_server import CouchServer, ServerUnavailable
 
 
-@pytest.fixture(scope="session")
-def couchdb_url() -> Iterator[str]:
+def _server_url(on_disk: bool) -> Iterator[str]:
     if url := os.environ.get("COUCHDB_URL"):
         yield url
         return
     try:
-        server = CouchServer().start()
+        server = CouchServer(on_disk=on_disk).start()
     except ServerUnavailable as reason:
         if os.environ.get("CI"):
             pytest.fail(f"CouchDB tests must run in CI: {reason}")
@@ -44,15 +46,26 @@ def couchdb_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def couchdb_url() -> Iterator[str]:
+    yield from _server_url(on_disk=False)
+
+
+@pytest.fixture(scope="session")
+def couchdb_disk_url() -> Iterator[str]:
+    yield from _server_url(on_disk=True)
+
+
 @pytest.fixture
 def db_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}-"
 
 
-@pytest.fixture(params=["embedded", "couchdb"])
+@pytest.fixture(params=["embedded", "couchdb", "couchdb-disk"])
 def backend(request: pytest.FixtureRequest, db_prefix: str, tmp_path) -> Iterator[Backend]:
-    if request.param == "couchdb":
-        store: Backend = CouchBackend(request.getfixturevalue("couchdb_url"), db_prefix)
+    if request.param.startswith("couchdb"):
+        fixture = "couchdb_disk_url" if request.param == "couchdb-disk" else "couchdb_url"
+        store: Backend = CouchBackend(request.getfixturevalue(fixture), db_prefix)
     else:
         store = SqliteBackend(tmp_path / "store.sqlite3", db_prefix)
     try:

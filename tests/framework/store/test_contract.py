@@ -1,10 +1,11 @@
 """The storage contract: every rule here holds on the embedded store and on CouchDB.
 
-Each test runs twice through the ``backend`` fixture (embedded, couchdb).
+Each test runs three times through the ``backend`` fixture (embedded, couchdb in memory, couchdb on disk).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -125,6 +126,47 @@ def test_bulk_writes_are_batched(store, backend):
     store.save(DOCTYPE, [{"_id": f"d{n:03d}"} for n in range(100)])
     assert calls == [40, 40, 20]
     assert len(store.get_many(DOCTYPE, [f"d{n:03d}" for n in range(100)])) == 100
+
+
+def test_bulk_results_are_matched_by_id_never_by_position(store, backend):
+    """pouchdb-server on disk answers ``_bulk_docs`` out of order (dozens per 1000): a positional
+    match gave documents each other's revisions, and aggregates the wrong period's totals."""
+    docs = [{"_id": uuid.uuid4().hex, "n": n} for n in range(1500)]
+    results = backend.bulk_write(DOCTYPE, docs)
+    assert [r["id"] for r in results] == [d["_id"] for d in docs]
+    created = store.save(DOCTYPE, [{**d, "_rev": r["rev"], "n": -d["n"]} for d, r in zip(docs, results, strict=True)])
+    stored = store.get_many(DOCTYPE, [d["_id"] for d in docs])
+    assert len(created) == 1500
+    for doc in created:
+        assert stored[doc["_id"]]["_rev"] == doc["_rev"] and stored[doc["_id"]]["n"] == doc["n"]
+
+
+def test_documents_without_id_get_one_and_their_own_revision(store):
+    saved = store.save(DOCTYPE, [{"n": n} for n in range(300)])
+    stored = store.get_many(DOCTYPE, [d["_id"] for d in saved])
+    assert len(stored) == 300
+    assert all(stored[d["_id"]]["_rev"] == d["_rev"] and stored[d["_id"]]["n"] == d["n"] for d in saved)
+
+
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda results: results[:-1], "no result"),
+        (lambda results: [*results, results[0]], "answered twice"),
+        (lambda results: [{**results[0], "id": "stranger"}, *results[1:]], "not written"),
+    ],
+    ids=["missing", "duplicated", "foreign"],
+)
+def test_a_missing_or_duplicated_bulk_result_is_an_error(store, backend, tamper, message):
+    original = backend.bulk_write
+    backend.bulk_write = lambda doctype, docs: tamper(original(doctype, docs))
+    with pytest.raises(StoreError, match=message):
+        store.save(DOCTYPE, [{"_id": f"d{n}"} for n in range(5)])
+
+
+def test_one_id_twice_in_one_bulk_write_is_an_error(store):
+    with pytest.raises(StoreError, match="appears twice"):
+        store.save(DOCTYPE, [{"_id": "same", "v": 1}, {"_id": "same", "v": 2}])
 
 
 def test_find_needs_a_limit_and_honours_it(store):

@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import time
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from framework import Context, Konnector, LoginFailed, Maintenance, VendorDown
 from framework.oauth import OAuthClient
 from framework.safexml import UnsafeXml, parse
 
 from . import batchlist, espi
-from .konnector import SERIES, to_documents
+from .konnector import SERIES, checked_documents
 
 ESPI_BASE = "/GreenButtonConnect/espi/1_1/resource"
 NOTIFICATIONS = "org.greenbutton.notification"
@@ -85,7 +84,7 @@ class PgeShareMyData(Konnector):
         if "RetailCustomer" in uri:
             entries = espi.customer_entries(data, name=uri)
             return {CUSTOMERS: [{"_id": hashlib.sha256(e["href"].encode()).hexdigest()[:32], **e} for e in entries]}
-        return to_documents(espi.parse(data, name=uri), ZoneInfo(ctx.fields["timezone"]))
+        return checked_documents(data, uri, ctx.fields.get("timezone"), ctx.log)
 
 
 class _Pge:

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from konnectors.greenbutton import espi
+from konnectors.greenbutton.localtime import DstRule
 from tests.conftest import DATA
 
 SAMPLES = DATA / "greenbutton"
@@ -68,7 +69,8 @@ def test_readings_before_their_reading_type_wait_for_it():
     assert len(readings) == 48
 
 
-def test_local_time_parameters():
-    assert espi.local_time((SAMPLES / "pge_smd_real_hourly_2019-10-03.xml").read_bytes()) == espi.LocalTime(
-        -28800, 3600
-    )
+def test_local_time_parameters_with_pge_dst_rules():
+    local = espi.local_time((SAMPLES / "pge_smd_real_hourly_2019-10-03.xml").read_bytes())
+    assert (local.tz_offset, local.dst_offset) == (-28800, 3600)
+    assert local.dst_start == DstRule(month=3, operator=3, day_of_month=0, day_of_week=7, seconds=7200)
+    assert local.dst_end == DstRule(month=11, operator=2, day_of_month=0, day_of_week=7, seconds=7200)

@@ -12,10 +12,12 @@ from typing import Any
 
 from .accounts import Account, AccountStore
 from .errors import PartialSync
-from .http import ProviderSession, RateLimiter
+from .http import Limiter, ProviderSession, RateLimiter, hook_from_environment, shared_limiter
 from .manifest import Manifest
 from .redact import Redactor, SecretDict
 from .store import DocumentStore
+
+FENCE_HOOK_ENV = "KONNECTOR_FENCE_HOOK"
 
 
 @dataclass
@@ -39,15 +41,20 @@ class Context:
     """Documents written per doctype during this job."""
     progress: Callable[[dict[str, int]], None] | None = None
     """Told the running counts after each store (a terminal progress line)."""
-    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    limiters: dict[str, Limiter] = field(default_factory=dict)
     """Rate limiters whose state is saved with the account state."""
     payload: Any = None
     """What a ``@webhook`` trigger received (``COZY_PAYLOAD``, decoded), or None."""
     locale: str | None = None
     """The person's locale under a platform (``COZY_LOCALE``), e.g. ``fr``."""
+    fence: Callable[[], None] | None = None
+    """Called before every state write; raises if this job may no longer write (a platform that runs
+    one job per account at a time names it with ``KONNECTOR_FENCE_HOOK``: see framework/fleet)."""
 
     def __post_init__(self) -> None:
         self.account.secrets = SecretDict(self.redactor, self.account.secrets)
+        if self.fence is None:
+            self.fence = hook_from_environment(FENCE_HOOK_ENV)
 
     @property
     def slug(self) -> str:
@@ -69,18 +76,26 @@ class Context:
     def http(self, provider: str | None = None, **options: Any) -> ProviderSession:
         """An HTTP session for the provider, logging through this job's logger and redactor."""
         name = provider or self.slug
+        options.setdefault("application", self.application)
         return ProviderSession(name, redact=self.redactor, log=self.log.getChild("http"), **options)
 
-    def rate_limit(self, name: str, count: int, seconds: float) -> RateLimiter:
+    @property
+    def application(self) -> str | None:
+        """The provider application this account uses (its client id): the unit a provider's quota counts."""
+        return self.fields.get("client_id") or self.fields.get("clientId")
+
+    def rate_limit(self, name: str, count: int, seconds: float) -> Limiter:
         """A limiter of ``count`` calls per ``seconds`` that holds across runs (saved in the state)."""
         if name not in self.limiters:
             limiter = RateLimiter.per(count, seconds)
             limiter.restore(self.state.get("rate_limits", {}).get(name))
-            self.limiters[name] = limiter
+            self.limiters[name] = shared_limiter(f"{self.slug}.{name}", self.application, limiter)
         return self.limiters[name]
 
     def save_state(self) -> None:
         """Persist ``state`` and ``secrets`` in the account now."""
+        if self.fence:
+            self.fence()
         if self.limiters:
             self.state["rate_limits"] = {name: lim.snapshot() for name, lim in self.limiters.items()}
         self.accounts.save(self.account, self.manifest.secret_fields())

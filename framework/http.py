@@ -4,7 +4,8 @@ Every request has a connect and read timeout. Connection errors, timeouts and
 5xx answers are retried with exponential backoff and jitter, within a bounded
 number of attempts and a bounded total time; a 429 waits what ``Retry-After``
 says (seconds or an HTTP date), or backs off. A token bucket keeps requests
-within the provider's quota. TLS verification cannot be turned off (a CA
+within the provider's quota; a limiter hook (``KONNECTOR_LIMITER_HOOK``) may
+replace it by one shared with other processes (fleet mode: Redis). TLS verification cannot be turned off (a CA
 bundle may be given, for sandboxes), plain HTTP is allowed only to loopback,
 and the debug log of each exchange goes through the job's redactor.
 """
@@ -12,9 +13,11 @@ and the debug log of each exchange goes through the job's redactor.
 from __future__ import annotations
 
 import email.utils
+import importlib
 import ipaddress
 import itertools
 import logging
+import os
 import random
 import threading
 import time
@@ -22,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -114,6 +117,55 @@ class RateLimiter:
                 self._refill()
 
 
+class Limiter(Protocol):
+    """What a session needs of a limiter: :class:`RateLimiter`, or one shared by a fleet of workers."""
+
+    def acquire(self) -> float: ...
+    def wait_time(self) -> float: ...
+    def hold(self, seconds: float) -> None: ...
+    def snapshot(self) -> dict[str, float]: ...
+    def restore(self, saved: dict[str, float] | None) -> None: ...
+
+
+LimiterHook = Callable[[str, "str | None", RateLimiter], Limiter]
+"""``(provider, application, local limiter) -> limiter``: lets many processes share one quota."""
+
+LIMITER_HOOK_ENV = "KONNECTOR_LIMITER_HOOK"
+_limiter_hook: LimiterHook | None = None
+
+
+def set_limiter_hook(hook: LimiterHook | None) -> None:
+    """Install (or, with None, remove) the hook every limiter goes through."""
+    global _limiter_hook
+    _limiter_hook = hook
+
+
+def shared_limiter(provider: str, application: str | None, limiter: RateLimiter) -> Limiter:
+    """The limiter a session uses: ``limiter`` itself, or what the installed hook makes of it.
+
+    The quota of a provider is per application (``client_id``), shared by every
+    account; a process alone keeps it with its own bucket, a fleet of workers
+    needs one bucket for all. The hook is installed with :func:`set_limiter_hook`
+    or named by ``KONNECTOR_LIMITER_HOOK`` (``module:function``), which is how a
+    platform turns it on in the job processes it starts.
+    """
+    global _limiter_hook
+    if _limiter_hook is None:
+        _limiter_hook = hook_from_environment(LIMITER_HOOK_ENV)
+    return limiter if _limiter_hook is None else _limiter_hook(provider, application, limiter)
+
+
+def hook_from_environment(variable: str) -> Callable[..., Any] | None:
+    """The function named ``module:function`` by the environment ``variable``, if it is set."""
+    if not (name := os.environ.get(variable)):
+        return None
+    module, _, attribute = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"{variable}={name!r} names no function ({exc})") from None
+
+
 def retry_after(response: requests.Response, now: float | None = None) -> float | None:
     """Seconds a 429/503 asks to wait, from ``Retry-After`` (seconds or HTTP date)."""
     value = response.headers.get("Retry-After", "").strip()
@@ -160,6 +212,7 @@ class ProviderSession(requests.Session):
         timeout: tuple[float, float] = (10, 60),
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
+        application: str | None = None,
         cert: tuple[str, str] | None = None,
         ca_bundle: str | None = None,
         redact: Callable[[str], str] = str,
@@ -171,7 +224,8 @@ class ProviderSession(requests.Session):
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter
+        self.limiter = None if limiter is None else shared_limiter(provider, application, limiter)
+        """The quota of ``application`` (its client id) at this provider; see :func:`shared_limiter`."""
         self.cert = cert
         self.verify = ca_bundle or True
         self.redact = redact
@@ -213,6 +267,8 @@ class ProviderSession(requests.Session):
                 self._debug(method, url, response, time.monotonic() - started)
                 if response.status_code == 429 and self.retry.on_429:
                     outcome, wait = "429 Too Many Requests", retry_after(response)
+                    if self.limiter and wait:
+                        self.limiter.hold(wait)  # shared: every worker of this application pauses
                 elif idempotent and self.transient(response):
                     outcome, wait = f"{response.status_code} {response.reason}", retry_after(response)
                 else:

@@ -11,6 +11,7 @@
 - ``backend``: parametrised over ``embedded``, ``couchdb`` and ``couchdb-disk``:
   a test using it runs against both backends and both server modes (the contract suite).
 - ``embedded_store``: a DocumentStore on a fresh SQLite file.
+- ``redis_url``: a redis-server started once per session (fleet mode; framework/fleet/testing.py).
 
 Also in this package: ``runner.run_cli`` (the CLI as a subprocess),
 ``inprocess.make_context`` (a konnector's context without the CLI),
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from framework.fleet.testing import redis_url  # noqa: F401  (fixture: a real redis-server, for fleet mode)
 from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
 from .couchdb_server import CouchServer, ServerUnavailable

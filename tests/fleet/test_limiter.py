@@ -87,7 +87,7 @@ def test_a_429_pauses_the_application_in_every_process(provider, redis_url):
     run_clients(provider.url, 1, 1, application, redis_url)  # got the 429, waited, then succeeded
     limit, window = quota_of(RateLimiter(5, capacity=1))
     other = SharedLimiter(client(redis_url), "provider", application, limit, window)
-    assert other.wait_time() == 0  # the pause is over once the first process went on
+    assert other.wait_time() < 0.25  # the pause is over once the first process went on (one 220 ms slot)
     provider.inject(429, {"error": "quota"}, headers={"Retry-After": "2"}, path="/open")
     started = time.monotonic()
     first = subprocess.Popen([sys.executable, "-c", CLIENT, provider.url, "1", application], env=_fleet_env(redis_url))

@@ -69,15 +69,25 @@ def export(
     return len(plain)
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a CSV cell as a formula (OWASP "CSV injection")."""
+
+
 def _csv(docs: list[Doc], out: TextIO) -> None:
     columns: dict[str, None] = {}
     for doc in docs:
         columns.update(dict.fromkeys(doc))
-    writer = csv.DictWriter(out, fieldnames=list(columns))
-    writer.writeheader()
+    writer = csv.writer(out)
+    writer.writerow([_cell(name) for name in columns])
     for doc in docs:
-        writer.writerow({k: _cell(v) for k, v in doc.items()})
+        writer.writerow([_cell(doc[name]) if name in doc else "" for name in columns])
 
 
 def _cell(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+    """A CSV cell: JSON for structures; text that a spreadsheet would run as a formula is quoted
+    with a leading ``'`` (numbers stay numbers, so a negative reading is not touched)."""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value

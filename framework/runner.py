@@ -28,6 +28,7 @@ from .redact import Redactor
 from .registry import load_class
 from .stack.payload import read_payload
 from .store import DocumentStore, Writer, open_backend
+from .store.ids import id_problem
 
 DEFAULT_DATA_DIR = Path("konnector-data")
 DEADLINE_MARGIN = 30.0
@@ -218,6 +219,8 @@ def prepare(
     spec: JobSpec, manifest: Manifest, redactor: Redactor, log: logging.Logger, started: float
 ) -> tuple[Context, Any]:
     """The job's context and konnector instance, fields validated, nothing run yet."""
+    if problem := id_problem(spec.account_id):
+        raise ConfigurationError(f"account id {spec.account_id[:80]!r} is refused: {problem}")
     if spec.stack_url:
         raise ConfigurationError("the cozy-stack backend is not in this version: set COUCHDB_URL instead")
     backend = open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)

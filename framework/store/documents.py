@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from ..errors import PermissionDenied, StoreError
 from .backend import HIGH_KEY, Backend, Doc, in_request_order
+from .ids import check_id
 
 BATCH_SIZE = 1000
 CONFLICT_ROUNDS = 5
@@ -114,15 +115,15 @@ class DocumentStore:
 
     def get(self, doctype: str, doc_id: str) -> Doc | None:
         self._check(doctype, READ)
-        return self.backend.get(doctype, doc_id)
+        return self.backend.get(doctype, check_id(doctype, doc_id))
 
     def get_many(self, doctype: str, ids: Sequence[str]) -> dict[str, Doc]:
         self._check(doctype, READ)
-        return self.backend.get_many(doctype, ids)
+        return self.backend.get_many(doctype, [check_id(doctype, doc_id) for doc_id in ids])
 
     def get_revision(self, doctype: str, doc_id: str, rev: str) -> Doc | None:
         self._check(doctype, READ)
-        return self.backend.get_revision(doctype, doc_id, rev)
+        return self.backend.get_revision(doctype, check_id(doctype, doc_id), rev)
 
     def id_range(self, doctype: str, start: str = "", end: str = HIGH_KEY) -> Iterator[Doc]:
         self._check(doctype, READ)
@@ -191,13 +192,15 @@ class DocumentStore:
 
     def delete(self, doctype: str, docs: Iterable[Doc]) -> None:
         self._check(doctype, "DELETE")
-        tombstones = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs]
+        tombstones = [{"_id": check_id(doctype, d["_id"]), "_rev": d["_rev"], "_deleted": True} for d in docs]
         for result in in_request_order(doctype, tombstones, self.backend.bulk_write(doctype, tombstones)):
             if "error" in result:
                 raise StoreError(f"cannot delete {doctype}/{result['id']}: {result['error']}")
 
     def _write_batch(self, doctype: str, batch: list[Doc], merge: Merge) -> list[Doc]:
-        pending = [doc if doc.get("_id") else {**doc, "_id": uuid.uuid4().hex} for doc in batch]
+        pending = [doc if "_id" in doc else {**doc, "_id": uuid.uuid4().hex} for doc in batch]
+        for doc in pending:
+            check_id(doctype, doc["_id"])
         saved: list[Doc] = []
         for _ in range(CONFLICT_ROUNDS):
             results = in_request_order(doctype, pending, self.backend.bulk_write(doctype, pending))

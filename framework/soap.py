@@ -16,10 +16,14 @@ from typing import Any
 import requests
 import zeep
 import zeep.exceptions
+from lxml import etree
 from zeep.transports import Transport
 
 from .errors import KonnectorError, VendorDown
 from .http import ProviderSession, server_error
+from .safexml import UnsafeXml, parse
+
+ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 
 SETTINGS = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
@@ -84,3 +88,76 @@ def call(
         raise VendorDown(f"SOAP service answered HTTP {exc.status_code} without a fault") from None
     except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.ValidationError, zeep.exceptions.XMLParseError) as exc:
         raise VendorDown(f"SOAP service sent a malformed answer: {exc}") from None
+
+
+def send(
+    service: Any,
+    operation: str,
+    *,
+    faults: Mapping[str, type[KonnectorError]] | None = None,
+    **arguments: Any,
+) -> etree._Element:
+    """Call ``operation``; return the answer's body element, unbound from the WSDL.
+
+    zeep builds the request from the konnector's WSDL (so what we send has the
+    declared shape), but the answer is only parsed safely, not checked against it:
+    real services add optional elements and attributes across versions, so the
+    caller reads what it needs by name (:func:`need`). A fault is mapped as in :func:`call`.
+    """
+    try:
+        with service._client.settings(raw_response=True):
+            response = getattr(service, operation)(**arguments)
+    except zeep.exceptions.ValidationError as exc:
+        raise VendorDown(f"the {operation} request could not be built: {exc}") from None
+    return answer(response, operation, faults)
+
+
+def answer(
+    response: requests.Response, operation: str, faults: Mapping[str, type[KonnectorError]] | None = None
+) -> etree._Element:
+    """The first element of a SOAP answer's body; a fault becomes a typed error keeping its code."""
+    try:
+        envelope = parse(response.content, name=f"the {operation} answer", max_bytes=64 * 1024 * 1024)
+    except UnsafeXml as exc:
+        if response.status_code != 200:
+            raise VendorDown(
+                f"SOAP service answered HTTP {response.status_code} to {operation} without a fault"
+            ) from None
+        raise VendorDown(f"SOAP service sent a malformed answer to {operation}: {exc}") from None
+    body = envelope.find(f"{{{ENVELOPE}}}Body")
+    if body is None or len(body) == 0:
+        raise VendorDown(f"SOAP service sent no body in its answer to {operation}")
+    first = body[0]
+    if first.tag == f"{{{ENVELOPE}}}Fault":
+        code, text = _fault_of(first)
+        error_class = (faults or {}).get(code)
+        message = f"{code}: {text}"
+        raise error_class(message) if error_class else SoapFault(message, code)
+    if response.status_code != 200:
+        raise VendorDown(f"SOAP service answered HTTP {response.status_code} to {operation}")
+    return first
+
+
+def _fault_of(fault: etree._Element) -> tuple[str, str]:
+    detail = fault.find("detail")
+    if detail is not None:
+        for element in detail.iter():
+            if isinstance(element.tag, str) and element.get("code"):
+                return element.get("code"), (element.text or fault.findtext("faultstring") or "").strip()
+    return (fault.findtext("faultcode") or "Fault").strip(), (fault.findtext("faultstring") or "").strip()
+
+
+def need(element: etree._Element, path: str, operation: str) -> etree._Element:
+    """The child at ``path`` (unqualified names, ``a/b``); a clear ``VendorDown`` naming it if absent."""
+    found = element.find(path)
+    if found is None:
+        raise VendorDown(f"the {operation} answer has no {path} element, which we need")
+    return found
+
+
+def need_text(element: etree._Element, path: str, operation: str) -> str:
+    """The text at ``path``: missing or empty is a ``VendorDown`` naming the element."""
+    text = (need(element, path, operation).text or "").strip()
+    if not text:
+        raise VendorDown(f"the {operation} answer has an empty {path} element, which we need")
+    return text

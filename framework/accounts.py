@@ -110,20 +110,27 @@ class AccountStore:
             doc = self.store.get(DOCTYPE, account_id)
         if doc is None:
             raise ConfigurationError(f"account {account_id!r} not found in {DOCTYPE}")
-        return self._remember(from_document(doc, self.box))
+        return self._remember(self.decode(doc))
 
     def find(self, account_id: str) -> Account | None:
         doc = self.store.get(DOCTYPE, account_id)
-        return self._remember(from_document(doc, self.box)) if doc else None
+        return self._remember(self.decode(doc)) if doc else None
 
     def save(self, account: Account, secret_fields: frozenset[str]) -> None:
         """Write the account if it changed; on conflict, merge our state keys over the stored ones."""
         if self._last_saved.get(account.id) == (account.rev, _content(account)):
             return
-        doc = to_document(account, self.box, secret_fields)
+        doc = self.encode(account, secret_fields)
         saved = self.store.save(DOCTYPE, [doc], merge=self._merge_state)
         account.rev = saved[0]["_rev"]
         self._remember(account)
+
+    def encode(self, account: Account, secret_fields: frozenset[str]) -> Doc:
+        """The account's document (secrets sealed); a platform storing accounts its own way overrides it."""
+        return to_document(account, self.box, secret_fields)
+
+    def decode(self, doc: Doc) -> Account:
+        return from_document(doc, self.box)
 
     def _remember(self, account: Account) -> Account:
         self._last_saved[account.id] = (account.rev, _content(account))

@@ -26,6 +26,7 @@ from .manifest import Manifest, read_json
 from .receiver import Receiver, ServeOptions
 from .redact import Redactor
 from .registry import load_class
+from .stack import open_stack
 from .stack.payload import read_payload
 from .store import DocumentStore, Writer, open_backend
 from .store.ids import id_problem
@@ -221,13 +222,11 @@ def prepare(
     """The job's context and konnector instance, fields validated, nothing run yet."""
     if problem := id_problem(spec.account_id):
         raise ConfigurationError(f"account id {spec.account_id[:80]!r} is refused: {problem}")
-    if spec.stack_url:
-        raise ConfigurationError("the cozy-stack backend is not in this version: set COUCHDB_URL instead")
-    backend = open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
-    box = SecretBox(load_key(spec.data_dir))
+    stack = open_stack(spec.stack_url, spec.stack_credentials or "") if spec.stack_url else None
+    backend = stack.backend if stack else open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)
     root = DocumentStore(backend, writer)
-    accounts = AccountStore(root, box)
+    accounts = stack.accounts(root) if stack else AccountStore(root, SecretBox(load_key(spec.data_dir)))
     account = _account(spec, manifest, accounts)
     secret_fields = manifest.secret_fields()
     redactor.add(account.secret_values(secret_fields))
@@ -243,7 +242,7 @@ def prepare(
         log=log,
         redactor=redactor,
         manual=spec.manual,
-        deadline=_deadline(spec.time_limit, started),
+        deadline=stack.deadline(_deadline(spec.time_limit, started)) if stack else _deadline(spec.time_limit, started),
         data_dir=spec.data_dir,
         payload=spec.payload,
         locale=spec.locale,

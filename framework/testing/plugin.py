@@ -8,8 +8,11 @@
   disk) when set.
 - ``db_prefix``: a fresh database prefix per test, so tests never see each
   other's data on a shared server.
-- ``backend``: parametrised over ``embedded``, ``couchdb`` and ``couchdb-disk``:
-  a test using it runs against both backends and both server modes (the contract suite).
+- ``backend``: parametrised over ``embedded``, ``couchdb``, ``couchdb-disk`` and
+  ``stack`` (the cozy-stack data API of ``stack_double``, with a konnector token
+  granting ``STACK_DOCTYPES``): a test using it runs against every backend and both
+  server modes (the contract suite).
+- ``stack_double``: a cozy-stack double over the CouchDB-compatible server.
 - ``embedded_store``: a DocumentStore on a fresh SQLite file.
 - ``redis_url``: a redis-server started once per session (fleet mode; framework/fleet/testing.py).
 
@@ -30,6 +33,9 @@ from framework.fleet.testing import redis_url  # noqa: F401  (fixture: a real re
 from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
 from .couchdb_server import CouchServer, ServerUnavailable
+
+STACK_DOCTYPES = ("io.example.things", "io.example.nothing", "io.other.thing", "io.read.only", "io.cozy.accounts")
+"""What the ``stack`` backend's test konnector may touch (the stack grants only its manifest's doctypes)."""
 
 
 def _server_url(on_disk: bool) -> Iterator[str]:
@@ -63,11 +69,26 @@ def db_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}-"
 
 
-@pytest.fixture(params=["embedded", "couchdb", "couchdb-disk"])
+@pytest.fixture
+def stack_double(couchdb_url: str, db_prefix: str) -> Iterator:
+    from .stack_double import StackDouble
+
+    with StackDouble(couchdb_url, db_prefix) as double:
+        yield double
+
+
+@pytest.fixture(params=["embedded", "couchdb", "couchdb-disk", "stack"])
 def backend(request: pytest.FixtureRequest, db_prefix: str, tmp_path) -> Iterator[Backend]:
     if request.param.startswith("couchdb"):
         fixture = "couchdb_disk_url" if request.param == "couchdb-disk" else "couchdb_url"
         store: Backend = CouchBackend(request.getfixturevalue(fixture), db_prefix)
+    elif request.param == "stack":
+        from framework.stack import open_stack
+
+        double = request.getfixturevalue("stack_double")
+        permissions = {f"p{n}": {"type": doctype} for n, doctype in enumerate(STACK_DOCTYPES)}
+        double.install({"slug": "contract", "permissions": permissions})
+        store = open_stack(double.url, double.token("contract")).backend
     else:
         store = SqliteBackend(tmp_path / "store.sqlite3", db_prefix)
     try:

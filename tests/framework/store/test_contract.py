@@ -87,7 +87,9 @@ def test_deleted_document_reads_as_absent_and_can_be_recreated(store):
     assert store.get(DOCTYPE, "a")["v"] == 2 and again["_rev"].startswith("3-")
 
 
-def test_deleted_document_body_is_readable_by_its_last_revision(store):
+def test_deleted_document_body_is_readable_by_its_last_revision(store, backend):
+    if type(backend).__name__ == "StackBackend":
+        pytest.skip("cozy-stack serves older revisions of io.cozy.accounts only (tests/framework/stack covers it)")
     [doc] = store.save(DOCTYPE, [{"_id": "acc", "auth": {"login": "x"}}])
     store.delete(DOCTYPE, [doc])
     old = store.get_revision(DOCTYPE, "acc", doc["_rev"])

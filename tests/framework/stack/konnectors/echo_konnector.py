@@ -2,8 +2,7 @@
 
 It stores each item of the webhook payload (``ctx.payload``: ``{"items": [...]}`` or a
 debounced ``{"payloads": [...]}``) as an ``io.example.echo.hook`` document, then
-``days`` daily points. Parameters: ``days``, ``pause`` (seconds a chunk), ``intrude``
-(a doctype to write that its manifest may not grant).
+``days`` daily points. Parameters: ``days``, ``pause`` (seconds a chunk).
 """
 
 import time
@@ -28,8 +27,6 @@ class Echo(Konnector):
         ctx.log.info(f"locale {ctx.locale}, password of {len(ctx.fields['password'])} characters")
         ctx.secrets["token"] = "tok-" + ctx.fields["password"][::-1]
         yield Chunk({"hooks": payload_items(ctx.payload)})
-        if intruded := ctx.parameters.get("intrude"):
-            ctx.store.backend.bulk_write(intruded, [{"_id": "x"}])
         start = date.fromisoformat(ctx.state.get("bookmark", "2024-01-01"))
         for n in range(ctx.parameters.get("days", 2)):
             day = start + timedelta(n)

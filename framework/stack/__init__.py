@@ -43,7 +43,7 @@ class Stack:
         if expires is None:
             return deadline
         left = expires - time.time()
-        by_token = time.monotonic() + left - min(TOKEN_MARGIN, max(left, 0) * 0.1)
+        by_token = time.monotonic() + left - min(TOKEN_MARGIN, max(left, 0.0))
         return by_token if deadline is None else min(deadline, by_token)
 
 

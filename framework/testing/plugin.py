@@ -34,8 +34,13 @@ from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
 from .couchdb_server import CouchServer, ServerUnavailable
 
-STACK_DOCTYPES = ("io.example.things", "io.example.nothing", "io.other.thing", "io.read.only", "io.cozy.accounts")
-"""What the ``stack`` backend's test konnector may touch (the stack grants only its manifest's doctypes)."""
+STACK_DOCTYPES = (
+    *("io.example.things", "io.example.nothing", "io.other.thing", "io.read.only", "io.cozy.accounts"),
+    *(f"{series}.*" for series in ("com.example.energy", "com.example.curve", "com.example.power")),
+    *("com.example.weather.*", "io.example.count.*", "io.example.e.*"),
+)
+"""What the ``stack`` backend's test konnector may touch (the stack grants only its manifest's doctypes;
+``a.b.c.*`` wildcards as cozy-stack allows them)."""
 
 
 def _server_url(on_disk: bool) -> Iterator[str]:

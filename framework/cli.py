@@ -19,15 +19,17 @@ from pathlib import Path
 
 import click
 
-from . import export, logs, runner, scaffold
-from .crypto import new_key
+from . import export, inventory, logs, runner, scaffold
+from .accounts import AccountStore
+from .crypto import SecretBox, load_key, new_key
 from .errors import ConfigurationError, KonnectorError
-from .manifest import is_required, load_file
+from .manifest import Manifest, fields_schema, is_required, load_file, parameters_schema, unknown_key_warning
 from .redact import Redactor
 from .registry import Registry, load_class
 from .store import EMBEDDED_FILE, DocumentStore, open_backend
 
 DEBUG_ENV = "KONNECTOR_DEBUG"
+JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 COMMANDS_GROUP = "konnector.commands"
 """Entry-point group through which packages add commands (the built-in konnectors add demo, report)."""
 
@@ -94,9 +96,13 @@ def list_konnectors() -> None:
 
 @main.command()
 @click.argument("slug")
-def info(slug: str) -> None:
-    """Show one konnector's manifest: fields, permissions, source."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: fields and parameters as JSON Schema.")
+def info(slug: str, as_json: bool) -> None:
+    """Show one konnector's manifest: fields, parameters, doctypes, permissions, source."""
     manifest = Registry.discover().get(slug)
+    if as_json:
+        click.echo(json.dumps(describe(manifest), indent=2, ensure_ascii=False))
+        return
     click.echo(f"{manifest.name} ({manifest.slug} {manifest.version})")
     click.echo(f"source: {manifest.source}")
     click.echo(f"entrypoint: {manifest.entrypoint}")
@@ -104,10 +110,40 @@ def info(slug: str) -> None:
     for name, spec in manifest.fields.items():
         required = "required" if is_required(spec) else "optional"
         click.echo(f"  {name}: {spec['type']}, {required}")
+    if manifest.parameters:
+        click.echo("parameters:")
+        for name, spec in manifest.parameters.items():
+            default = f", default {json.dumps(spec['default'])}" if "default" in spec else ""
+            click.echo(f"  {name}: {spec['type']}{default}")
     click.echo("permissions:")
     for permission in manifest.data["permissions"].values():
         verbs = ",".join(permission.get("verbs", ["ALL"]))
         click.echo(f"  {permission['type']} ({verbs})")
+
+
+def describe(manifest: Manifest) -> dict:
+    """A konnector for machines (Airbyte ``spec``, Singer ``--about``): what it needs and what it writes."""
+    secret = manifest.secret_fields()
+    fields = fields_schema(manifest.fields)
+    for name, schema in fields["properties"].items():
+        spec = manifest.fields[name]
+        schema.update({k: spec[k] for k in ("default", "description") if k in spec})
+        if "label" in spec:
+            schema["title"] = spec["label"]
+        if name in secret:
+            schema["writeOnly"] = True
+    return {
+        "slug": manifest.slug,
+        "name": manifest.name,
+        "version": manifest.version,
+        "source": manifest.source,
+        "description": manifest.data.get("locales", {}).get("en", {}).get("short_description", ""),
+        "fields": {"$schema": JSON_SCHEMA, **fields},
+        "parameters": {"$schema": JSON_SCHEMA, **parameters_schema(manifest.parameters)},
+        "doctypes": sorted(manifest.doctypes),
+        "permissions": manifest.data["permissions"],
+        "sandbox": "sandbox" in manifest.data,
+    }
 
 
 @main.command()
@@ -154,9 +190,26 @@ def _job_options(command):
 @main.command()
 @click.argument("slug", required=False)
 @_job_options
-def run(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> None:
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Re-collect from this date (YYYY-MM-DD).")
+@click.option("--full-refresh", is_flag=True, help="Re-collect everything: forget the bookmark.")
+@click.option("--dry-run", is_flag=True, help="Fetch and process, write nothing; print what would be stored.")
+@click.option("--dump", type=click.Path(dir_okay=False, path_type=Path), help="With --dry-run: write it here.")
+def run(slug, config, account_id, data_dir, couchdb_url, log_format, debug, since, full_refresh, dry_run, dump) -> None:
     """Run a konnector job (platform mode when COZY_FIELDS is set)."""
-    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete=False)
+    if dump and not dry_run:
+        raise click.UsageError("--dump goes with --dry-run")
+    if since and full_refresh:
+        raise click.UsageError("--since and --full-refresh: choose one")
+    extra = {"since": since and since.date(), "full_refresh": full_refresh, "dry_run": dry_run}
+    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, extra, dump)
+
+
+@main.command()
+@click.argument("slug", required=False)
+@_job_options
+def check(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> None:
+    """Test the credentials and the provider's reachability without collecting (exit 1 with the error code)."""
+    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, {"check": True})
 
 
 @main.command("delete-account")
@@ -164,24 +217,41 @@ def run(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> N
 @_job_options
 def delete_account(slug, config, account_id, data_dir, couchdb_url, log_format, debug) -> None:
     """Revoke the account's consent at the provider, then delete the account."""
-    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete=True)
+    _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, {"delete": True})
 
 
-def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, delete) -> None:
+def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, extra, dump=None) -> None:
     platform = "COZY_FIELDS" in os.environ
     redactor = Redactor()
     log_format = log_format or ("json" if platform else "human")
     logs.configure(log_format, redactor, logging.DEBUG if debug else logging.INFO)
     try:
         spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform)
-        spec.delete = spec.delete or delete
+        for name, value in extra.items():
+            setattr(spec, name, getattr(spec, name) or value)
         manifest = Registry.discover().get(spec.slug)
     except KonnectorError as error:
         if log_format == "human":
             raise
         sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
-    progress = logs.Progress(sys.stderr) if log_format == "human" and sys.stderr.isatty() else None
-    sys.exit(runner.run(spec, manifest, redactor, progress).status)
+    result = runner.run(spec, manifest, redactor, _progress(log_format, spec.slug))
+    if result.dry_run is not None:
+        try:
+            for line in result.dry_run.lines():
+                click.echo(line, err=log_format == "json")
+            if dump and result.error is None:
+                result.dry_run.dump(dump)
+                click.echo(f"written to {dump} (Cozy's importedData.json shape)", err=True)
+        finally:
+            result.dry_run.close()
+    sys.exit(result.status)
+
+
+def _progress(log_format: str, slug: str):
+    """Counts per doctype as the job stores: redrawn on a terminal, JSON lines for a platform, else none."""
+    if log_format == "json":
+        return logs.ProgressLines(logs.get_logger(f"{slug}.progress"))
+    return logs.Progress(sys.stderr) if sys.stderr.isatty() else None
 
 
 def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:
@@ -189,7 +259,14 @@ def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.J
         return runner.spec_from_environment(dict(os.environ), slug)
     if not slug:
         raise click.UsageError("give the konnector's SLUG (see: konnector list)")
+    if not config and not couchdb_url and not (data_dir / EMBEDDED_FILE).exists():
+        raise ConfigurationError(
+            f"no account '{account_id or slug + '-dev'}' to use: there is no store in {data_dir}; "
+            "give --config FILE (a dev-config with the account's fields, see dev-config.example.json)"
+        )
     dev_config = runner.read_dev_config(config) if config else {}
+    for warning in _unknown_config_keys(dev_config):
+        click.echo(f"warning: {config}: {warning}", err=True)
     return runner.JobSpec(
         slug=slug,
         account_id=account_id or dev_config.get("account") or f"{slug}-dev",
@@ -202,6 +279,13 @@ def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.J
         oauth_callback_results=dev_config.get("oauth_callback_results"),
         now=runner.fixed_now(dict(os.environ)),
     )
+
+
+DEV_CONFIG_KEYS = ("fields", "parameters", "account", "oauth", "oauth_callback_results")
+
+
+def _unknown_config_keys(config: dict) -> list[str]:
+    return [unknown_key_warning("key", key, DEV_CONFIG_KEYS) for key in config if key not in DEV_CONFIG_KEYS]
 
 
 @main.command()
@@ -291,6 +375,7 @@ def new(slug: str, directory: Path) -> None:
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="Default: standard output.")
 def export_command(doctype, data_dir, couchdb_url, fmt, start, end, output) -> None:
     """Write a doctype's documents (json, ndjson, csv, or Cozy's importedData shape)."""
+    inventory.require_known(doctype, inventory.known_doctypes(Registry.discover()))
     store = open_store(couchdb_url, data_dir)
     count = export.export(store, doctype, fmt, output, start and start.date(), end and end.date())
     click.echo(f"{count} {doctype} documents exported", err=True)
@@ -301,6 +386,76 @@ def open_store(couchdb_url: str | None, data_dir: Path) -> DocumentStore:
     if not couchdb_url and not (data_dir / EMBEDDED_FILE).exists():
         raise click.UsageError(f"no store in {data_dir}: run a konnector first, or give --data-dir or --couchdb")
     return DocumentStore(open_backend(couchdb_url, data_dir, os.environ.get("KONNECTOR_DB_PREFIX", "")))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store.")
+def doctypes(data_dir: Path, couchdb_url: str | None) -> None:
+    """List the doctypes a store holds, with document counts and the dates they cover."""
+    store = open_store(couchdb_url, data_dir)
+    found = inventory.holdings(store, inventory.known_doctypes(Registry.discover()))
+    if not found:
+        click.echo("the store holds no document yet", err=True)
+        return
+    rows = [(h.doctype, str(h.count), str(h.first or "-"), str(h.last or "-")) for h in found]
+    _table(("DOCTYPE", "DOCUMENTS", "FROM", "TO"), rows)
+
+
+@main.group()
+def state() -> None:
+    """Show or reset an account's state: its bookmark, and what the konnector keeps between runs."""
+
+
+def _state_options(command):
+    for option in reversed(
+        [
+            click.argument("slug"),
+            click.option("--account", "account_id", help="Account id (default: <slug>-dev)."),
+            click.option(
+                "--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True
+            ),
+            click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _account_of(slug, account_id, data_dir, couchdb_url):
+    manifest = Registry.discover().get(slug)
+    store = open_store(couchdb_url, data_dir)
+    accounts = AccountStore(store, SecretBox(load_key(None if couchdb_url else data_dir)))
+    account = accounts.find(account_id or f"{slug}-dev")
+    if account is None:
+        raise click.ClickException(f"no account '{account_id or slug + '-dev'}' in this store (see --account)")
+    if account.slug != slug:
+        raise click.ClickException(f"account '{account.id}' belongs to konnector '{account.slug}', not '{slug}'")
+    return manifest, accounts, account
+
+
+@state.command("show")
+@_state_options
+def state_show(slug, account_id, data_dir, couchdb_url) -> None:
+    """Print the account's state as JSON (secrets are listed by name only)."""
+    _, _, account = _account_of(slug, account_id, data_dir, couchdb_url)
+    shown = {"account": account.id, "state": account.state, "secrets": sorted(account.secrets)}
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+
+
+@state.command("reset")
+@_state_options
+def state_reset(slug, account_id, data_dir, couchdb_url) -> None:
+    """Forget the bookmark and kept state: the next run collects everything again (tokens are kept)."""
+    manifest, accounts, account = _account_of(slug, account_id, data_dir, couchdb_url)
+    forgotten = sorted(key for key in account.state if key not in KEPT_STATE)
+    account.state = {key: value for key, value in account.state.items() if key in KEPT_STATE}
+    accounts.save(account, manifest.secret_fields())
+    click.echo(f"state of {account.id} reset (forgot: {', '.join(forgotten) or 'nothing'})")
+
+
+KEPT_STATE = ("rate_limits",)
+"""State a reset keeps: the provider's quota spent does not come back with a reset."""
 
 
 @main.command()

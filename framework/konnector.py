@@ -136,6 +136,24 @@ class Konnector:
     def handle_notifications(self, ctx: Context) -> None:
         """Act on stored notifications not yet handled (the receiver's worker calls it)."""
 
+    def check(self, ctx: Context) -> str:
+        """Test the credentials and the provider's reachability without collecting (``konnector check``).
+
+        Return a short description of what was verified; raise the same typed errors
+        a run would (``LoginFailed``, ``VendorDown``…). The default asks ``fetch`` for
+        its first chunk, which for most konnectors means authenticating and making one
+        data request, and then stops: nothing is processed or stored, the bookmark
+        does not move. Override it with the provider's cheapest authenticated call.
+        """
+        chunks = self.fetch(ctx)
+        try:
+            first = next(iter(chunks), None)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        return "signed in and received data" if first is not None else "signed in; no data offered yet"
+
     def on_delete_account(self, ctx: Context) -> None:
         """Revoke consent at the provider when the account is deleted. Default: nothing to revoke."""
         ctx.log.info("nothing to revoke at the provider for this konnector")

@@ -106,9 +106,32 @@ class Progress:
 
     def __call__(self, written: dict[str, int]) -> None:
         total = sum(written.values())
-        kinds = len(written)
-        self.stream.write(f"{CLEAR_LINE}  {total:,} documents written ({kinds} doctypes)…")
+        names = short_names(sorted(written))
+        each = ", ".join(f"{written[doctype]:,} {name}" for doctype, name in names.items())
+        self.stream.write(f"{CLEAR_LINE}  {total:,} documents written: {each}…")
         self.stream.flush()
+
+
+class ProgressLines:
+    """The same counts for a platform: a JSON log line ``{"written": {doctype: n}}`` when they change."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.last: dict[str, int] = {}
+
+    def __call__(self, written: dict[str, int]) -> None:
+        if written and written != self.last:
+            self.last = dict(written)
+            self.log.info(json.dumps({"written": self.last}, sort_keys=True))
+
+
+def short_names(doctypes: list[str]) -> dict[str, str]:
+    """Doctypes without the dotted prefix they share (``day``, ``month``…): a progress line fits a terminal."""
+    parts = [doctype.split(".") for doctype in doctypes]
+    shared = 0
+    while parts and all(len(p) > shared + 1 and p[shared] == parts[0][shared] for p in parts):
+        shared += 1
+    return {doctype: ".".join(p[shared:]) for doctype, p in zip(doctypes, parts, strict=True)}
 
 
 def configure(

@@ -7,7 +7,9 @@ konnector's code.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -61,6 +63,11 @@ class Manifest:
         """The doctypes this konnector may read and write."""
         return frozenset(p["type"] for p in self.data["permissions"].values())
 
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """Declared parameters: name → JSON Schema (with ``default`` and ``description``)."""
+        return self.data.get("parameters", {})
+
     def secret_fields(self) -> frozenset[str]:
         """Fields to encrypt at rest and mask in logs."""
         return frozenset(
@@ -71,10 +78,32 @@ class Manifest:
         """Check an account's fields before any network call; return them with defaults."""
         values = {**self._defaults(), **values}
         validator = jsonschema.Draft202012Validator(fields_schema(self.fields))
-        errors = sorted(validator.iter_errors(values), key=lambda e: list(e.path))
+        errors = _first_per_name(validator.iter_errors(values))
         if errors:
             raise InvalidFields("; ".join(_field_error(e, self.fields) for e in errors))
         return values
+
+    def validate_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check job parameters against the declared ones; return them with defaults.
+
+        A konnector that declares none takes any parameter, as before parameters were declared.
+        """
+        if not self.parameters:
+            return dict(values)
+        values = {**{n: s["default"] for n, s in self.parameters.items() if "default" in s}, **values}
+        validator = jsonschema.Draft202012Validator(parameters_schema(self.parameters))
+        errors = _first_per_name(validator.iter_errors(values))
+        if errors:
+            raise ConfigurationError("; ".join(_parameter_error(e) for e in errors))
+        return values
+
+    def unknown_keys(self, fields: Iterable[str], parameters: Iterable[str]) -> list[str]:
+        """A warning per field or parameter the manifest does not know, naming the closest known one."""
+        warnings = [unknown_key_warning("field", n, self.fields) for n in fields if n not in self.fields]
+        if self.parameters:
+            known = self.parameters
+            warnings += [unknown_key_warning("parameter", n, known) for n in parameters if n not in known]
+        return warnings
 
     def _defaults(self) -> dict[str, Any]:
         return {n: s["default"] for n, s in self.fields.items() if "default" in s}
@@ -126,6 +155,41 @@ def fields_schema(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
     properties = {name: _field_schema(spec) for name, spec in fields.items()}
     required = [name for name, spec in fields.items() if is_required(spec)]
     return {"type": "object", "properties": properties, "required": required}
+
+
+def parameters_schema(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema job parameters must satisfy: each declared one is its own schema.
+
+    Parameters with no ``default`` and ``"required": true`` must be given; unknown
+    parameters are allowed (warned about, see :meth:`Manifest.unknown_keys`).
+    """
+    properties = {name: {k: v for k, v in spec.items() if k != "required"} for name, spec in parameters.items()}
+    required = [name for name, spec in parameters.items() if spec.get("required") is True]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _first_per_name(errors: Iterable[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
+    """One error per field: a value of the wrong type breaks several rules, the person needs one line."""
+    kept: dict[str, jsonschema.ValidationError] = {}
+    for error in sorted(errors, key=lambda e: (list(e.path), e.validator != "type")):
+        name = error.message.split("'")[1] if error.validator == "required" else str(list(error.path)[:1])
+        kept.setdefault(name, error)
+    return list(kept.values())
+
+
+def unknown_key_warning(kind: str, name: str, known: Iterable[str]) -> str:
+    """``unknown field 'pasword' ignored; did you mean 'password'?`` (difflib's closest match)."""
+    known = list(known)
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(known)) or 'none'})"
+    return f"unknown {kind} '{name}' ignored{hint}"
+
+
+def _parameter_error(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required":
+        return f"parameter '{error.message.split(chr(39))[1]}' is missing"
+    name = str(error.path[0]) if error.path else "?"
+    return f"parameter '{name}' is malformed: got {repr(error.instance)[:60]}: {error.message[:120]}"
 
 
 def is_required(spec: dict[str, Any]) -> bool:

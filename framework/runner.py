@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from . import bookmarks, dryrun
 from .accounts import Account, AccountStore
 from .context import Context
 from .crypto import SecretBox, load_key
@@ -64,6 +65,14 @@ class JobSpec:
     stack_url: str | None = None
     """cozy-stack mode (``COZY_URL`` + ``COZY_CREDENTIALS``): every store operation goes through its API."""
     stack_credentials: str | None = None
+    check: bool = False
+    """``konnector check``: sign in and reach the provider, collect nothing."""
+    dry_run: bool = False
+    """Fetch and process, write nothing (documents, state, account)."""
+    since: date | None = None
+    """Re-collect from this date: the bookmark's dates are moved back to it."""
+    full_refresh: bool = False
+    """Re-collect everything: the bookmark is cleared."""
 
 
 def _json_env(env: dict[str, str], name: str) -> Any:
@@ -138,6 +147,8 @@ class JobResult:
 
     written: dict[str, int] = field(default_factory=dict)
     error: KonnectorError | None = None
+    dry_run: dryrun.Recorder | None = None
+    """In a dry run, what would have been stored (the caller prints, dumps and closes it)."""
 
     @property
     def status(self) -> int:
@@ -166,11 +177,17 @@ def run(
             konnector.on_delete_account(ctx)
             if spec.account_rev is None:
                 ctx.accounts.delete(ctx.account)
-            log.info("account deleted; consent revoked at the provider")
+            log.info("account deleted")
+        elif spec.check:
+            log.info(f"check passed: {konnector.check(ctx)}")
+            ctx.save_state()
         else:
+            if spec.dry_run:
+                result.dry_run = dryrun.attach(ctx, konnector)
             konnector.start(ctx)
             ctx.save_state()
-            log.info(_summary(ctx.written, time.monotonic() - started))
+            done = _summary(ctx.written, time.monotonic() - started)
+            log.info(f"dry run {done.partition(':')[0]}: nothing written" if spec.dry_run else done)
     except KonnectorError as error:
         result.error = error
     except Exception as error:
@@ -230,13 +247,16 @@ def prepare(
     account = _account(spec, manifest, accounts)
     secret_fields = manifest.secret_fields()
     redactor.add(account.secret_values(secret_fields))
+    for warning in manifest.unknown_keys(account.auth, spec.parameters):
+        log.warning(warning)
     fields = manifest.validate_fields(account.auth)
+    parameters = manifest.validate_parameters(spec.parameters)
     konnector_class = load_class(manifest)
     ctx = Context(
         manifest=manifest,
         account=account,
         fields=fields,
-        parameters=spec.parameters,
+        parameters=parameters,
         store=root.scoped(permissions_of(manifest), writer),
         accounts=accounts,
         log=log,
@@ -249,6 +269,8 @@ def prepare(
     )
     if spec.now is not None:
         ctx.clock = lambda: spec.now
+    if done := bookmarks.apply(ctx.state, spec.since, spec.full_refresh, manifest.slug):
+        log.info(done)
     return ctx, konnector_class()
 
 
@@ -261,7 +283,8 @@ def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Accou
         account.oauth = dict(spec.oauth)
     if spec.oauth_callback_results:
         account.extra["oauth_callback_results"] = dict(spec.oauth_callback_results)
-    accounts.save(account, manifest.secret_fields())
+    if not spec.dry_run:
+        accounts.save(account, manifest.secret_fields())
     return account
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -86,19 +87,23 @@ def demo(data_dir: Path) -> None:
     log_file = data_dir / "demo.log"
     registry = Registry.discover()
     outcomes: list[Outcome] = []
-    with (
-        log_file.open("a", encoding="utf-8") as stream,
-        contextlib.ExitStack() as servers,
-        click.progressbar(STEPS, label="konnectors", item_show_func=lambda s: s.slug if s else "") as bar,
-    ):
+    with log_file.open("a", encoding="utf-8") as stream, contextlib.ExitStack() as servers:
         logs.configure("json", Redactor(), logging.INFO, stream)
-        for step in bar:
+        for step in _shown(servers, STEPS):
             outcomes.append(_run(step, registry, data_dir, servers))
     store = DocumentStore(SqliteBackend(data_dir / "store.sqlite3"))
     _summary(outcomes, store)
     report = data_dir / "report.html"
     report.write_text(render(store), encoding="utf-8")
     click.echo(f"\nreport: {report}\nlogs:   {log_file}")
+
+
+def _shown(stack: contextlib.ExitStack, steps: list[Step]) -> Iterator[Step]:
+    """A progress bar on a terminal; nothing otherwise (a pipe or a log file gets only the table)."""
+    if not sys.stdout.isatty():
+        return iter(steps)
+    bar = click.progressbar(steps, label="konnectors", item_show_func=lambda step: step.slug if step else "")
+    return stack.enter_context(bar)
 
 
 def _run(step: Step, registry: Registry, data_dir: Path, servers: contextlib.ExitStack) -> Outcome:

@@ -213,7 +213,7 @@ def test_delete_account_error_is_reported_like_a_job_error(cli, tmp_path):
     result = cli("delete-account", "probe", "--account", "nobody", "--log-format", "json")
     assert result.status == 1
     assert result.lines[-1] == {**result.lines[-1], "type": "critical", "message": "UNKNOWN_ERROR"}
-    assert "account 'nobody' not found" in result.lines[-2]["message"]
+    assert "no account 'nobody' to use" in result.lines[-2]["message"]
 
 
 @pytest.mark.parametrize("command", ["list", "info", "validate", "run", "delete-account", "keygen"])
@@ -277,4 +277,4 @@ def test_terminal_shows_a_progress_line(tmp_path):
         shown += chunk
     os.close(controller)
     assert done.returncode == 0
-    assert b"\r\x1b[K  6 documents written (3 doctypes)" in shown
+    assert b"\r\x1b[K  6 documents written: 4 day, 1 month, 1 year" in shown

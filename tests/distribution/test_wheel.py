@@ -119,6 +119,7 @@ def test_installed_wheel_lists_and_demos(installed, tmp_path):
     demo = _run(installed, "demo", "--data-dir", "data", cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "Traceback" not in demo.stdout + demo.stderr
+    assert not [line for line in demo.stdout.splitlines() if line.startswith("konnectors")], "no progress bar in a pipe"
     rows = [line.split() for line in demo.stdout.splitlines() if line.split() and line.split()[0] in slugs]
     assert {row[0] for row in rows} == slugs and all(row[1] == "ok" for row in rows), demo.stdout
     assert (tmp_path / "data" / "report.html").stat().st_size > 10_000

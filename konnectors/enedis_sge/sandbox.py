@@ -382,7 +382,8 @@ class SgeSandbox(Sandbox):
             E("segment", E("libelle", "Segment C5"), code=point.segment),
             E("niveauOuvertureServices", "2"),
         )
-        situation = E("situationContractuelle", E("structureTarifaire", E("puissanceSouscriteMax", E("valeur", "9"))))
+        power = E("puissanceSouscriteMax", E("valeur", "9"), E("unite", "kVA"))
+        situation = E("situationContractuelle", E("structureTarifaire", power))
         return self._answer(
             "consulterDonneesTechniquesContractuelles",
             E("point", general, situation, id=operation.findtext("pointId")),

@@ -375,8 +375,9 @@ def new(slug: str, directory: Path) -> None:
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="Default: standard output.")
 def export_command(doctype, data_dir, couchdb_url, fmt, start, end, output) -> None:
     """Write a doctype's documents (json, ndjson, csv, or Cozy's importedData shape)."""
-    inventory.require_known(doctype, inventory.known_doctypes(Registry.discover()))
     store = open_store(couchdb_url, data_dir)
+    if next(store.id_range(doctype), None) is None:
+        inventory.require_known(doctype, inventory.known_doctypes(Registry.discover()))
     count = export.export(store, doctype, fmt, output, start and start.date(), end and end.date())
     click.echo(f"{count} {doctype} documents exported", err=True)
 

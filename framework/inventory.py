@@ -48,7 +48,11 @@ def holdings(store: DocumentStore, doctypes: Iterable[str]) -> list[Holding]:
 
 
 def require_known(doctype: str, known: list[str]) -> None:
-    """Refuse a doctype no installed konnector writes, naming the closest and the known ones."""
+    """Refuse a doctype no installed konnector writes, naming the closest and the known ones.
+
+    Callers ask only when the store holds none of it: data written by a konnector no longer
+    installed stays exportable.
+    """
     if doctype not in known:
         close = difflib.get_close_matches(doctype, known, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,65 @@
+"""The Celery application: one queue of konnector jobs, a job's message being its ``io.cozy.jobs`` id.
+
+Why Celery: a job queue with late acknowledgement, redelivery of the jobs of
+dead workers, per-task time limits and brokers we do not write (Redis here,
+RabbitMQ by setting ``KONNECTOR_BROKER_URL=amqp://…`` alone), run by operators
+everywhere. How it is configured, and why:
+
+- ``task_acks_late``: a job is acknowledged when it has ended, not when a worker
+  takes it, so a worker that dies mid-job loses nothing;
+- ``task_reject_on_worker_lost``: a job whose pool process was killed is put
+  back in the queue rather than marked failed;
+- ``worker_prefetch_multiplier = 1``: a worker holds no more jobs than it runs,
+  so queued jobs go to whichever worker is free;
+- ``visibility_timeout`` (Redis) longer than the longest job: a job still running
+  is not handed to a second worker (if it is anyway, the account's lease defers
+  the copy), and a dead worker's job comes back after it;
+- ``task_time_limit``: the job's own limit (manifest ``time_limit`` or
+  ``COZY_TIME_LIMIT``) is enforced on its process; Celery's hard limit is a
+  backstop above it;
+- results are not kept in the broker: the outcome is in ``io.cozy.jobs``.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from .settings import Settings
+
+QUEUE = "konnectors"
+TASK = "konnector.run"
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("konnectors", broker=settings.broker_url, set_as_current=True)
+    restore = max(1, int(min(10, settings.visibility_timeout / 4)))
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_time_limit=settings.time_limit * 2 + settings.lease_seconds,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": restore,
+            "unacked_restore_throttle": 1,
+        },
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+
+    @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)
+    def run_job(job_id: str) -> None:
+        from .worker import execute
+
+        execute(settings, job_id, requeue=lambda delay: run_job.apply_async((job_id,), countdown=delay))
+
+    return app
+
+
+def enqueue(app: Celery, job_id: str, delay: float = 0) -> None:
+    app.send_task(TASK, (job_id,), queue=QUEUE, countdown=delay or None)

@@ -1,0 +1,67 @@
+"""``konnector worker``, ``enqueue``, ``jobs`` and ``schedule``: fleet mode's commands.
+
+Plugged into the CLI through the ``konnector.commands`` entry-point group; the
+settings come from the environment (framework/fleet/settings.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import click
+
+from .. import logs
+from ..redact import Redactor
+from ..registry import Registry
+from .settings import Settings
+
+
+@click.command()
+@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True, help="Jobs run at once.")
+def worker(concurrency: int) -> None:
+    """Run queued konnector jobs, each as a `konnector run` process (fleet mode)."""
+    from .app import QUEUE, make_app
+
+    settings = Settings.from_environment()
+    logs.configure("human", Redactor(), logging.INFO)
+    app = make_app(settings)
+    name = f"konnector-{socket.gethostname()}-{os.getpid()}@%h"
+    options = [f"--concurrency={concurrency}", "--loglevel=WARNING", f"--queues={QUEUE}", f"--hostname={name}"]
+    app.worker_main(["worker", *options, "--without-gossip", "--without-mingle", "--without-heartbeat"])
+
+
+@click.command()
+@click.argument("slug")
+@click.option("--account", "account", required=True, help="The io.cozy.accounts id.")
+def enqueue(slug: str, account: str) -> None:
+    """Queue a manual run of SLUG for one account; print the job id."""
+    from .app import enqueue as send
+    from .app import make_app
+    from .worker import job_store
+
+    Registry.discover().get(slug)
+    settings = Settings.from_environment()
+    job = job_store(settings.couchdb_url, settings.prefix).create(slug, account, manual=True)
+    send(make_app(settings), job["_id"])
+    click.echo(job["_id"])
+
+
+@click.command()
+@click.option("--state", type=click.Choice(["queued", "running", "done", "errored"]), help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+def jobs(state: str | None, limit: int) -> None:
+    """List io.cozy.jobs: konnector, account, state, error code, times."""
+    from .worker import job_store
+
+    settings = Settings.from_environment()
+    rows = job_store(settings.couchdb_url, settings.prefix).list(state, limit)
+    click.echo(f"{'job':32}  {'konnector':20}  {'account':20}  {'state':8}  {'error':34}  finished")
+    for job in rows:
+        message = job.get("message", {})
+        error = job.get("error") or (job.get("skipped") or "")[:34]
+        click.echo(
+            f"{job['_id']:32}  {message.get('konnector', ''):20}  {message.get('account', ''):20}  "
+            f"{job.get('state', ''):8}  {error:34}  {job.get('finished_at') or ''}"
+        )

@@ -300,6 +300,9 @@ def _unknown_config_keys(config: dict) -> list[str]:
 @click.option("--cert", "certfile", type=click.Path(exists=True), help="TLS certificate (PEM) of this endpoint.")
 @click.option("--key", "keyfile", type=click.Path(exists=True), help="Its private key (PEM).")
 @click.option("--client-ca", type=click.Path(exists=True), help="Accept only clients certified by this CA.")
+@click.option(
+    "--client-subject", multiple=True, help="…and named so in their certificate (SAN or CN); required with --client-ca."
+)
 @click.option("--no-worker", is_flag=True, help="Only accept and store notifications; `konnector run` handles them.")
 @click.option("--log-format", type=click.Choice(["json", "human"]), default="human")
 def serve(
@@ -314,6 +317,7 @@ def serve(
     certfile,
     keyfile,
     client_ca,
+    client_subject,
     no_worker,
     log_format,
 ) -> None:
@@ -324,7 +328,12 @@ def serve(
     logs.configure(log_format, redactor)
     spec = _spec(slug, config, account_id, data_dir, couchdb_url, platform=False)
     manifest = Registry.discover().get(slug)
-    options = runner.ServeOptions(host, port, path, certfile, keyfile, client_ca, worker=not no_worker)
+    from .receiver import subject_names
+
+    subjects = subject_names(client_subject)
+    options = runner.ServeOptions(
+        host, port, path, certfile, keyfile, client_ca, worker=not no_worker, client_subject=subjects
+    )
     signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(runner.serve(spec, manifest, redactor, options))
 

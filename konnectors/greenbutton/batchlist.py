@@ -32,7 +32,12 @@ def resources(body: bytes, allowed_base: str) -> list[str]:
         raise RefusedNotification("notification refused: no resources in the BatchList")
     base = urlsplit(allowed_base)
     for uri in uris:
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+            parts.port  # noqa: B018 - parsing the port refuses a malformed one
+        except ValueError as error:
+            problem = f"resource {uri[:200]!r} is not a valid URI ({error})"
+            raise RefusedNotification(f"notification refused: {problem}") from None
         inside = (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and parts.path.startswith(base.path)
         if not inside:
             raise RefusedNotification(f"notification refused: resource {uri!r} is not under {allowed_base}")

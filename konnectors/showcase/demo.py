@@ -149,7 +149,9 @@ def _receiver(spec: runner.JobSpec, manifest, sandbox, servers) -> Iterator[dict
     certificate.cert_chain_pems[0].write_to_path(paths[1])
     certificate.private_key_pem.write_to_path(paths[2])
     ctx, konnector = runner.prepare(spec, manifest, Redactor(), logs.get_logger(spec.slug), time.monotonic())
-    options = runner.ServeOptions(port=0, certfile=paths[1], keyfile=paths[2], client_ca=sandbox.ca_path)
+    options = runner.ServeOptions(
+        port=0, certfile=paths[1], keyfile=paths[2], client_ca=sandbox.ca_path, client_subject=("pge-notifier.example",)
+    )
     receiver = runner.Receiver(konnector, ctx, options)
     servers.callback(receiver.stop)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()

@@ -65,6 +65,8 @@ class Serve:
             operator["key"],
             "--client-ca",
             pge.ca_path,
+            "--client-subject",
+            "pge-notifier.example",
             *extra,
         ]
         env = {

@@ -19,9 +19,11 @@ from pathlib import Path
 from ..errors import StoreError
 from . import mango
 from .backend import Doc, db_name
+from .serialise import DocEncoder, encode
 
 PAGE_SIZE = 1000
-KEYS_PER_QUERY = 500
+KEYS_PER_QUERY = 900
+"""Below SQLite's oldest limit of 999 bound parameters per statement."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -36,13 +38,50 @@ CREATE TABLE IF NOT EXISTS docs (
 """
 
 
-def _revision(generation: int, body: Doc) -> str:
-    digest = hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return f"{generation}-{digest}"
+class _Batch:
+    """The rows one bulk write changes, checked against the revisions read once for the batch.
+
+    A later write of an id in the same batch sees the earlier one, as it would one request
+    after the other.
+    """
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.current: dict[str, tuple[str, int]] = {}
+        self.stored: dict[str, tuple[str, str, str, str]] = {}
+        self.deleted: dict[str, tuple[str, str, str]] = {}
+        self.encoder = DocEncoder()
+
+    def change(self, doc: Doc) -> Doc:
+        doc_id = doc["_id"]
+        current_rev, is_deleted = self.current.get(doc_id, (None, 1))
+        wanted_rev = doc.get("_rev")
+        if (not is_deleted and wanted_rev != current_rev) or (is_deleted and wanted_rev):
+            return {"id": doc_id, "error": "conflict", "reason": "Document update conflict."}
+        text = self.encoder.body(doc, ("_id", "_rev"))
+        generation = int(current_rev.split("-", 1)[0]) + 1 if current_rev else 1
+        rev = f"{generation}-{hashlib.md5(text.encode()).hexdigest()}"
+        if doc.get("_deleted"):
+            self.deleted[doc_id] = (rev, self.db, doc_id)
+            self.current[doc_id] = (rev, 1)
+        else:
+            head = f'{{"_id":{encode(doc_id)},"_rev":"{rev}"'
+            self.stored[doc_id] = (self.db, doc_id, rev, head + ("}" if text == "{}" else "," + text[1:]))
+            self.deleted.pop(doc_id, None)
+            self.current[doc_id] = (rev, 0)
+        return {"id": doc_id, "rev": rev, "ok": True}
 
 
 class SqliteBackend:
-    """:class:`~framework.store.backend.Backend` on a SQLite file (``:memory:`` for tests)."""
+    """:class:`~framework.store.backend.Backend` on a SQLite file (``:memory:`` for tests).
+
+    Settings: WAL journal, ``synchronous=NORMAL`` (durable at each checkpoint, consistent
+    always), a 30 s busy timeout; a bulk write is one transaction: one lookup of the
+    current revisions, then one ``executemany`` per kind of change.
+    """
+
+    write_batch = 5000
+    """Documents per bulk write (one transaction each)."""
 
     def __init__(self, path: str | Path, prefix: str = "") -> None:
         self.prefix = prefix
@@ -94,34 +133,31 @@ class SqliteBackend:
 
     def bulk_write(self, doctype: str, docs: Sequence[Doc]) -> list[Doc]:
         db = self._db(doctype)
-        results = []
+        docs = [doc if doc.get("_id") else {**doc, "_id": uuid.uuid4().hex} for doc in docs]
+        batch = _Batch(db)
         with self._lock, self._conn:
-            for doc in docs:
-                results.append(self._write_one(db, doc))
+            batch.current = self._current(db, [doc["_id"] for doc in docs])
+            results = [batch.change(doc) for doc in docs]
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO docs (db, id, rev, deleted, live_rev, body) VALUES (?, ?, ?, 0, NULL, ?)",
+                batch.stored.values(),
+            )
+            # after the inserts: a document written then deleted in one batch has its row
+            self._conn.executemany(
+                "UPDATE docs SET rev = ?, deleted = 1, live_rev = rev WHERE db = ? AND id = ?", batch.deleted.values()
+            )
         return results
 
-    def _write_one(self, db: str, doc: Doc) -> Doc:
-        doc_id = doc.get("_id") or uuid.uuid4().hex
-        row = self._conn.execute("SELECT rev, deleted FROM docs WHERE db = ? AND id = ?", (db, doc_id)).fetchone()
-        current_rev, deleted = row if row else (None, True)
-        wanted_rev = doc.get("_rev")
-        if (not deleted and wanted_rev != current_rev) or (deleted and wanted_rev):
-            return {"id": doc_id, "error": "conflict", "reason": "Document update conflict."}
-        body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
-        generation = int(current_rev.split("-")[0]) + 1 if current_rev else 1
-        rev = _revision(generation, body)
-        if doc.get("_deleted"):
-            self._conn.execute(
-                "UPDATE docs SET rev = ?, deleted = 1, live_rev = rev WHERE db = ? AND id = ?",
-                (rev, db, doc_id),
-            )
-        else:
-            stored = json.dumps({"_id": doc_id, "_rev": rev, **body}, separators=(",", ":"))
-            self._conn.execute(
-                "INSERT OR REPLACE INTO docs (db, id, rev, deleted, live_rev, body) VALUES (?, ?, ?, 0, NULL, ?)",
-                (db, doc_id, rev, stored),
-            )
-        return {"id": doc_id, "rev": rev, "ok": True}
+    def _current(self, db: str, ids: list[str]) -> dict[str, tuple[str, int]]:
+        """``id -> (rev, deleted)`` of the stored rows among ``ids``: one query per chunk of keys."""
+        current: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(ids), KEYS_PER_QUERY):
+            chunk = ids[start : start + KEYS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, rev, deleted FROM docs WHERE db = ? AND id IN ({marks})"
+            for doc_id, rev, is_deleted in self._conn.execute(query, (db, *chunk)):
+                current[doc_id] = (rev, is_deleted)
+        return current
 
     def find(self, doctype: str, selector: Doc, limit: int, sort: Sequence[str] = ()) -> list[Doc]:
         found = []

@@ -22,8 +22,9 @@ import calendar
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from .backend import HIGH_KEY, Doc
@@ -42,15 +43,35 @@ _FUNCTIONS = {
 
 
 def period_id(level: str, when: date | datetime, meter: str | None = None) -> str:
-    """The id of the ``level`` period holding ``when`` (an aware datetime below day level)."""
+    """The id of the ``level`` period holding ``when`` (an aware datetime below day level).
+
+    Formatted by hand rather than with ``strftime``: this runs once per point of every backfill.
+    """
     if level in ("minute", "hour"):
-        if not isinstance(when, datetime) or when.utcoffset() is None:
+        if not isinstance(when, datetime) or (offset := when.utcoffset()) is None:
             raise ValueError(f"a {level} point needs a timezone-aware datetime, got {when!r}")
-        stamp = when.strftime("%Y-%m-%dT%H:%M" if level == "minute" else "%Y-%m-%dT%H")
-        stamp += when.strftime("%z")
+        stamp = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}"
+        if level == "minute":
+            stamp += f":{when.minute:02d}"
+        stamp += _utc_offset(offset)
+    elif level == "day":
+        stamp = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+    elif level == "month":
+        stamp = f"{when.year:04d}-{when.month:02d}"
+    elif level == "year":
+        stamp = f"{when.year:04d}"
     else:
-        stamp = when.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[level])
+        raise KeyError(level)
     return f"{meter}/{stamp}" if meter else stamp
+
+
+def _utc_offset(offset: timedelta) -> str:
+    """``+HHMM`` as ``strftime("%z")`` writes it (``+HHMMSS`` for an offset with seconds)."""
+    seconds = int(offset.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}{minutes:02d}" + (f"{seconds:02d}" if seconds else "")
 
 
 def in_order(stamps: Iterable[datetime], zone: tzinfo) -> Iterator[datetime]:
@@ -153,26 +174,30 @@ def energy_series(prefix: str, finest: str = "day") -> Series:
 def write_points(store: DocumentStore, series: Series, level: str, points: Iterable[Doc]) -> dict[str, int]:
     """Upsert points at ``level``, then re-aggregate every period they fall in, level by level.
 
-    At each level, the sources of the touched parent periods are read first
-    with one id range per meter (the periods a chunk touches are contiguous);
-    that read also holds the stored twins of what is about to be written, so
-    dedup costs no extra request. Parents are then recomputed from all their
-    sources (not by adding deltas), for every period touched, written or not:
-    a job that crashed between points and aggregates is repaired by the next
+    The periods touched at every level follow from the points' ids alone, so every
+    read is planned first and sent at once (concurrently where the backend gains
+    from it): at each level, the sources of the touched parent periods, one id
+    range per meter, which also hold the stored twins of what is about to be
+    written (dedup costs no extra request); at the top level, the twins by id.
+    Writes then go level by level, points first. Parents are recomputed from all
+    their sources (not by adding deltas), for every period touched, written or
+    not: a job that crashed between points and aggregates is repaired by the next
     run. Only changed documents are written. Returns documents written per doctype.
     """
     wanted = {p["_id"]: p for p in points}
+    if not wanted:
+        return {}
+    plan = _plan(series, level, list(wanted))
+    reads = _read_plan(store, series, plan)
     counts: dict[str, int] = {}
     merge: Merge = ours_win
     should_write = fields_changed
-    while wanted:
+    for step, (level, rollup, periods) in enumerate(plan):
         doctype = series.doctype(level)
-        rollup = series.rollup_from(level)
+        sources = reads[step]
         if rollup is None:
-            twins = store.get_many(doctype, list(wanted))
+            twins = sources
         else:
-            periods = sorted({parent_id(doc_id, rollup.target) for doc_id in wanted})
-            sources = _sources_by_period(store, doctype, rollup.target, periods)
             twins = {doc_id: doc for docs in sources.values() for doc_id, doc in docs.items()}
         written = store.save(doctype, hydrated_changes(wanted, twins, should_write), merge)
         if written:
@@ -182,10 +207,41 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
         for doc in written:
             sources[parent_id(doc["_id"], rollup.target)][doc["_id"]] = doc
         wanted = {p: doc for p in periods if (doc := _combine(p, rollup, list(sources[p].values())))}
+        if not wanted:
+            break
         merge = _recompute_on_conflict(store, series, rollup)
         should_write = _should_replace
-        level = rollup.target
     return counts
+
+
+Step = tuple[str, Rollup | None, list[str]]
+
+
+def _plan(series: Series, level: str, ids: list[str]) -> list[Step]:
+    """For each level from ``level`` up: the level, its rollup, and the parent periods touched
+    (for the top level, which has no rollup: the ids that may be written there)."""
+    plan: list[Step] = []
+    while (rollup := series.rollup_from(level)) is not None:
+        periods = sorted({parent_id(doc_id, rollup.target) for doc_id in ids})
+        plan.append((level, rollup, periods))
+        level, ids = rollup.target, periods
+    plan.append((level, None, ids))
+    return plan
+
+
+def _read_plan(store: DocumentStore, series: Series, plan: list[Step]) -> list[Any]:
+    """Every read the plan needs: sources by period (or twins by id at the top), in plan order."""
+
+    def read(step: Step) -> Any:
+        level, rollup, periods = step
+        if rollup is None:
+            return store.get_many(series.doctype(level), periods)
+        return _sources_by_period(store, series.doctype(level), rollup.target, periods)
+
+    if len(plan) == 1 or not getattr(store.backend, "concurrent_reads", False):
+        return [read(step) for step in plan]
+    with ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="store-read") as pool:
+        return list(pool.map(read, plan))
 
 
 def _recompute_on_conflict(store: DocumentStore, series: Series, rollup: Rollup) -> Merge:

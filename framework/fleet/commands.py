@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+from datetime import UTC, datetime
 
 import click
 
-from .. import logs
+from .. import logs, runner
 from ..redact import Redactor
 from ..registry import Registry
 from .settings import Settings
@@ -65,3 +67,49 @@ def jobs(state: str | None, limit: int) -> None:
             f"{job['_id']:32}  {message.get('konnector', ''):20}  {message.get('account', ''):20}  "
             f"{job.get('state', ''):8}  {error:34}  {job.get('finished_at') or ''}"
         )
+
+
+@click.command()
+@click.option("--plan", "show_plan", is_flag=True, help="Print calls needed vs each application's quota; warn.")
+@click.option("--loop", "every", type=click.FloatRange(1), help="Run a pass every this many seconds, until stopped.")
+def schedule(show_plan: bool, every: float | None) -> None:
+    """Make a trigger per account (stable random time) and enqueue the due ones (KONNECTOR_NOW fixes now)."""
+    from .worker import job_store
+
+    settings = Settings.from_environment()
+    jobs = job_store(settings.couchdb_url, settings.prefix)
+    manifests = {manifest.slug: manifest for manifest in Registry.discover()}
+    if show_plan:
+        from .plan import plan, render
+
+        lines = plan(jobs.store.id_range("io.cozy.accounts"), manifests)
+        for text in render(lines):
+            click.echo(text)
+        return
+    while True:
+        _schedule_pass(settings, jobs, manifests)
+        if every is None:
+            return
+        time.sleep(every)
+
+
+def _schedule_pass(settings: Settings, jobs, manifests) -> None:
+    """One pass, by one scheduler at a time (a Redis lock), however many are started."""
+    from .app import enqueue as send
+    from .app import make_app
+    from .limiter import client
+    from .schedule import run_pass
+
+    lock = client(settings.redis_url).lock("konnector:scheduler", timeout=300, blocking_timeout=0)
+    if not lock.acquire():
+        click.echo("another scheduler is running a pass; nothing done")
+        return
+    try:
+        app = make_app(settings)
+        now = runner.fixed_now(dict(os.environ)) or datetime.now(UTC)
+        done = run_pass(jobs, jobs.store, manifests, now, lambda job_id: send(app, job_id))
+    finally:
+        lock.release()
+    click.echo(
+        f"triggers created: {done.created}; jobs enqueued: {done.enqueued}; waiting for a person: {done.waiting}"
+    )

@@ -97,7 +97,8 @@ class Jobs:
         return list(self.store.id_range(TRIGGERS))
 
     def save_trigger(self, trigger: Doc) -> Doc:
-        return self.store.save(TRIGGERS, [trigger])[0]
+        """Write the trigger; if the scheduler moved it meanwhile, keep its fields and put our state."""
+        return self.store.save(TRIGGERS, [trigger], merge=_our_state)[0]
 
     def record(self, job: Doc, code: str | None) -> None:
         """Put the job's outcome in its trigger's ``current_state`` (created if the account has none)."""
@@ -128,6 +129,10 @@ class Jobs:
         if blocks_automatic_runs(code):
             return f"skipped: the last run ended with {code}; automatic runs wait for a manual one"
         return None
+
+
+def _our_state(stored: Doc, ours: Doc) -> Doc:
+    return {**stored, "current_state": ours["current_state"], "_rev": stored["_rev"]}
 
 
 def new_trigger(slug: str, account: str, arguments: str | None) -> Doc:

@@ -72,8 +72,8 @@ class Fleet:
         job = self.jobs.get(job_id)
         return job is not None and job["state"] in ("done", "errored")
 
-    def cli(self, *args: str, timeout: float = 60):
-        return run_cli(*args, env=self.env, timeout=timeout)
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60):
+        return run_cli(*args, env={**self.env, **(env or {})}, timeout=timeout)
 
     def stop(self) -> None:
         for process in self.workers:

@@ -168,9 +168,11 @@ def _absent(element: etree._Element, path: str) -> bool:
 def _decorate(element: etree._Element) -> None:
     """Unknown optional content as a later version might add: first and last child, one attribute."""
     for node in list(element.iter()):
-        if not isinstance(node.tag, str) or len(node) == 0:
+        if not isinstance(node.tag, str):
             continue
         node.set("versionFuture", "2.1")
+        if len(node) == 0:
+            continue
         node.insert(0, E("champAjouteAvant", E("detail", "inconnu"), code="X1"))
         node.append(E("champAjouteApres", "inconnu"))
 

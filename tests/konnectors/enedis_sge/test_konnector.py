@@ -321,3 +321,22 @@ def test_request_missing_a_needed_element_gets_a_fault_like_the_real_service(sge
         sge.url + "/ConsultationMesuresDetaillees/v3.0", data=body, timeout=5, headers={"Content-Type": "text/xml"}
     )
     assert wrong_route.status_code == 500 and "inconnue" in wrong_route.text
+
+
+def test_a_measure_without_a_readable_value_or_date_is_skipped_with_a_warning():
+    from lxml import etree
+
+    from konnectors.enedis_sge import measures
+
+    answer = etree.fromstring(
+        '<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><grandeur><grandeurMetier>CONS</grandeurMetier>'
+        "<points><v>1000</v><d>2024-11-01 00:00:00</d></points>"
+        '<points><v xsi:nil="true"/><d>2024-11-02 00:00:00</d></points>'
+        "<points><v>NaN</v><d>2024-11-03 00:00:00</d></points>"
+        "<points><v>abc</v><d>2024-11-04 00:00:00</d></points>"
+        "<points><v>5</v><d>hier</d></points></grandeur></r>"
+    )
+    warnings: list[str] = []
+    [day] = measures.daily(answer, warnings.append)
+    assert day["_id"].startswith("2024-11-01") and day["load"] == 1.0
+    assert len(warnings) == 3 and "2024-11-03" in warnings[0] and "'abc'" in warnings[1] and "'hier'" in warnings[2]

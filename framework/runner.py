@@ -33,6 +33,8 @@ from .store import DocumentStore, Writer, open_backend
 from .store.ids import id_problem
 
 DEFAULT_DATA_DIR = Path("konnector-data")
+STACK_TIME_GAP = 5.0
+"""cozy-stack's COZY_TIME_LIMIT is the seconds left plus 5 (``ctxToTimeLimit``, worker/exec/common.go)."""
 DEADLINE_MARGIN = 30.0
 """Seconds kept before the platform's time limit to save progress and report."""
 
@@ -77,9 +79,10 @@ class JobSpec:
 
 def _json_env(env: dict[str, str], name: str) -> Any:
     try:
-        return json.loads(env.get(name) or "{}")
+        value = json.loads(env.get(name) or "{}")
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{name} is not valid JSON: {exc.msg}") from exc
+    return {} if value is None else value  # cozy-stack sends "null" for a manifest without parameters
 
 
 def fixed_now(env: dict[str, str]) -> datetime | None:
@@ -112,6 +115,8 @@ def spec_from_environment(env: dict[str, str], slug: str | None) -> JobSpec:
         time_limit = float(limit) if limit else None
     except ValueError:
         raise ConfigurationError(f"COZY_TIME_LIMIT is not a number of seconds: {limit!r}") from None
+    if stack and time_limit is not None:
+        time_limit = max(time_limit - STACK_TIME_GAP, 0.0)
     return JobSpec(
         slug=slug,
         account_id=account_id,

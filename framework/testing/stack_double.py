@@ -235,6 +235,12 @@ class StackDouble:
             raise StackError(409, result)
         return {**doc, "_rev": result["rev"]}
 
+    def replace_account(self, doc: dict[str, Any]) -> str:
+        """The Home saving an edited account (``PUT /data/io.cozy.accounts/:id``, encrypted); its new rev."""
+        doc = dict(doc)
+        self._encrypt_account(doc)
+        return self._couch_json("PUT", f"{self._db(ACCOUNTS)}/{quote(doc['_id'], safe='')}", json=doc)["rev"]
+
     def delete_account(self, account_id: str) -> str:
         """Delete an account as the stack does: soft-deleted copy first; the revision the on-delete job gets."""
         doc = self._couch_json("GET", f"{self._db(ACCOUNTS)}/{quote(account_id, safe='')}")
@@ -249,6 +255,11 @@ class StackDouble:
         """A document as CouchDB holds it (what the stack wrote, encrypted fields and all)."""
         response = self._couch.get(f"{self._couch_base}/{self._db(doctype)}/{quote(doc_id, safe='')}", timeout=10)
         return response.json() if response.status_code == 200 else None
+
+    def delete_stored(self, doctype: str, doc: dict[str, Any]) -> None:
+        """Delete a document as the stack does internally (``couchdb.DeleteDoc``)."""
+        path = f"{self._db(doctype)}/{quote(doc['_id'], safe='')}"
+        self._couch_json("DELETE", path, params={"rev": doc["_rev"]})
 
     def all_docs(self, doctype: str) -> Iterator[dict[str, Any]]:
         """Every live document of a doctype, design documents aside."""

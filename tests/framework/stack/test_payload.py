@@ -79,3 +79,16 @@ def test_webhook_payload_reaches_the_konnector(stack_cli, couchdb_url, db_prefix
     messages = [line["message"] for line in result.lines]
     assert any("locale fr" in m for m in messages)
     assert "job job-1, trigger trig-1" in messages
+
+
+def test_under_the_stack_the_time_limit_loses_the_stacks_5_second_gap():
+    env = {
+        "COZY_FIELDS": json.dumps({"account": "acc-1", "konnector": "echo"}),
+        "COZY_URL": "http://127.0.0.1:1/",
+        "COZY_CREDENTIALS": "token",
+        "COZY_TIME_LIMIT": "305",
+        "COZY_PARAMETERS": "null",
+    }
+    spec = spec_from_environment(env, None)
+    assert spec.time_limit == 300 and spec.parameters == {} and spec.stack_url == "http://127.0.0.1:1/"
+    assert spec_from_environment({**env, "COUCHDB_URL": "http://x", "COZY_URL": ""}, None).time_limit == 305

@@ -8,6 +8,8 @@ doctype names of lower-case letters, digits, ``.`` and ``_``, a ``.*`` wildcard 
 three dots; verbs among GET POST PUT PATCH DELETE ALL, none meaning all). Our runner reads
 and writes the job's account, so ``io.cozy.accounts`` is always granted. In our own
 manifests ``on_delete_account`` describes what deletion revokes; here it names the entry.
+Our ``parameters`` declare names and JSON Schemas; the stack's are the values it passes as
+``COZY_PARAMETERS``: the declared defaults.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _OURS_ONLY = ("entrypoint", "sandbox")
 def stack_manifest(data: dict[str, Any]) -> dict[str, Any]:
     """The ``manifest.konnector`` the stack installs for one of our manifests."""
     out = {k: v for k, v in data.items() if k not in _OURS_ONLY}
+    declared = out.pop("parameters", None) or {}
     out["type"] = "konnector"
     out["language"] = LANGUAGE
     out["on_delete_account"] = ENTRY
@@ -41,6 +44,11 @@ def stack_manifest(data: dict[str, Any]) -> dict[str, Any]:
             "description": "read the account's fields and keep the konnector's bookmarks in it",
         }
     out["permissions"] = permissions
+    defaults = {
+        name: rule["default"] for name, rule in declared.items() if isinstance(rule, dict) and "default" in rule
+    }
+    if defaults:
+        out["parameters"] = defaults
     validate(out)
     return out
 

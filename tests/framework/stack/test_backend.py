@@ -102,7 +102,7 @@ def test_doctypes_and_verbs_outside_the_manifest_are_refused_by_name(stack):
 
 
 def test_writes_go_through_bulk_docs_and_the_index_is_defined_once(stack, stack_double):
-    store = DocumentStore(stack.backend, Writer("things"))
+    store = DocumentStore(stack.backend, Writer("things"), batch_size=1000)
     store.save(THINGS, [{"_id": f"d{n:04d}", "n": n} for n in range(1500)])
     found = store.find(THINGS, {"n": {"$gte": 100}}, limit=1200, sort=["n"])
     assert [d["n"] for d in found] == list(range(100, 1300))

@@ -19,7 +19,7 @@ import zeep.exceptions
 from lxml import etree
 from zeep.transports import Transport
 
-from .errors import KonnectorError, VendorDown
+from .errors import KonnectorError, LoginFailed, VendorDown
 from .http import ProviderSession, server_error
 from .safexml import UnsafeXml, parse
 
@@ -116,6 +116,8 @@ def answer(
     response: requests.Response, operation: str, faults: Mapping[str, type[KonnectorError]] | None = None
 ) -> etree._Element:
     """The first element of a SOAP answer's body; a fault becomes a typed error keeping its code."""
+    if response.status_code in (401, 403) and b"Fault>" not in response.content[:65536]:
+        raise LoginFailed(f"the SOAP service refused our credentials (HTTP {response.status_code}) on {operation}")
     try:
         envelope = parse(response.content, name=f"the {operation} answer", max_bytes=64 * 1024 * 1024)
     except UnsafeXml as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from framework import soap
-from framework.errors import UserActionNeeded, VendorDown
+from framework.errors import LoginFailed, UserActionNeeded, VendorDown
 from framework.http import ProviderSession, RetryPolicy
 from framework.safexml import parse
 from framework.sandbox import Request, Response, Sandbox, route
@@ -79,3 +79,29 @@ def test_answer_with_a_dtd_is_refused(meter):
     sandbox.inject(200, hostile, headers={"Content-Type": "text/xml"}, path="/soap")
     with pytest.raises(VendorDown, match="refused for safety"):
         soap.call(service.lireIndex, pointId="1", jours=1)
+
+
+def test_send_reads_the_answer_by_name_whatever_else_it_holds(meter):
+    sandbox, service = meter
+    richer = (
+        f'<?xml version="1.0"?><s:Envelope xmlns:s="{ENVELOPE}"><s:Header><h:ack xmlns:h="urn:h"/></s:Header>'
+        f'<s:Body><m:lireIndexResponse xmlns:m="{NS}" nouveau="1"><ajout><x/></ajout><valeur>7</valeur>'
+        "</m:lireIndexResponse></s:Body></s:Envelope>"
+    )
+    sandbox.inject(200, richer, headers={"Content-Type": "text/xml"}, path="/soap")
+    answer = soap.send(service, "lireIndex", pointId="12345678901234", jours=1)
+    assert soap.need_text(answer, "valeur", "lireIndex") == "7"
+    with pytest.raises(VendorDown, match="the lireIndex answer has no unite element, which we need"):
+        soap.need(answer, "unite", "lireIndex")
+
+
+def test_send_maps_faults_and_refused_credentials(meter):
+    sandbox, service = meter
+    with pytest.raises(UserActionNeeded, match="SGT4K2: Accord client requis"):
+        soap.send(service, "lireIndex", faults={"SGT4K2": UserActionNeeded}, pointId="00000000000000", jours=1)
+    sandbox.inject(401, "Unauthorized", headers={"Content-Type": "text/plain"}, path="/soap")
+    with pytest.raises(LoginFailed, match="HTTP 401"):
+        soap.send(service, "lireIndex", pointId="12345678901234", jours=1)
+    sandbox.inject(502, "<html>bad gateway</html>", headers={"Content-Type": "text/html"}, path="/soap", times=2)
+    with pytest.raises(VendorDown):
+        soap.send(service, "lireIndex", pointId="12345678901234", jours=1)

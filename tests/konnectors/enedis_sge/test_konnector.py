@@ -340,3 +340,20 @@ def test_a_measure_without_a_readable_value_or_date_is_skipped_with_a_warning():
     [day] = measures.daily(answer, warnings.append)
     assert day["_id"].startswith("2024-11-01") and day["load"] == 1.0
     assert len(warnings) == 3 and "2024-11-03" in warnings[0] and "'abc'" in warnings[1] and "'hier'" in warnings[2]
+
+
+def test_a_single_route_can_be_overridden_and_a_wrong_one_is_named(cli, tmp_path, sge):
+    config = sge.dev_config()
+    override = {"consulterMesuresDetailleesV3": "/ConsultationMesuresDetaillees/v3.0"}
+    write_json(tmp_path / "dev.json", {**config, "parameters": {**SMALL, "sge_routes": override}})
+    assert run(cli, "run", "enedis-sge").status == 0
+    measures = [r.path for r in sge.requests if b"consulterMesuresDetailleesV3" in r.body]
+    assert measures and set(measures) == {"/ConsultationMesuresDetaillees/v3.0"}
+    write_json(tmp_path / "dev.json", {**config, "parameters": {"sge_routes": {"lireIndex": "/x"}}})
+    assert "sge_routes names unknown operations: lireIndex" in run(cli, "run", "enedis-sge").output
+
+
+def test_a_refused_gateway_token_is_login_failed(cli, tmp_path, sge):
+    configure(tmp_path, sge, apiToken="wrong-token")
+    result = run(cli, "run", "enedis-sge")
+    assert result.error_code == "LOGIN_FAILED" and "HTTP 401" in result.lines[-2]["message"]

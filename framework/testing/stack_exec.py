@@ -13,7 +13,9 @@ From cozy-stack's ``worker/exec/{common,konnector,cmd_unix}.go`` and ``model/job
   process group, with ONLY the ``COZY_*`` variables (no ``PATH``, no ``HOME``):
   ``COZY_URL COZY_CREDENTIALS COZY_FIELDS COZY_PARAMETERS COZY_PAYLOAD COZY_LANGUAGE
   COZY_LOCALE COZY_TIME_LIMIT COZY_JOB_ID COZY_JOB_MANUAL_EXECUTION`` (+ ``COZY_TRIGGER_ID``);
-  a payload over 100,000 bytes is written to ``cozy_payload.json`` and passed as
+  the webhook body is passed only if it is a JSON object (``UnmarshalPayload`` decodes it
+  into a map: an XML or array body gives an empty ``COZY_PAYLOAD``), re-marshalled with
+  sorted keys; over 100,000 bytes it is written to ``cozy_payload.json`` and passed as
   ``@cozy_payload.json``; ``COZY_TIME_LIMIT`` is the seconds left, rounded up, plus 5;
 - at the time limit the whole process group gets SIGKILL;
 - stdout is read line by line with a 64 KiB buffer (a longer line stops the reading);
@@ -110,7 +112,7 @@ class KonnectorWorker:
         *,
         manual: bool = False,
         trigger_id: str | None = None,
-        payload: Any = None,
+        payload: bytes | dict[str, Any] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         token_issued_at: float | None = None,
     ) -> Job:
@@ -277,10 +279,16 @@ def _read_limited(stream, chunks: list[bytes]) -> None:
     stream.close()
 
 
-def _payload(payload: Any, workdir: Path) -> str:
-    if payload is None:
+def _payload(payload: bytes | dict[str, Any] | None, workdir: Path) -> str:
+    """``preparePayload``: the webhook body if it decodes to a JSON object (else nothing), re-marshalled."""
+    if isinstance(payload, bytes):
+        try:
+            payload = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+    if not isinstance(payload, dict):
         return ""
-    text = json.dumps(payload)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if len(text) <= MAX_PAYLOAD_IN_ENV:
         return text
     (workdir / PAYLOAD_FILE).write_text(text)

@@ -97,6 +97,8 @@ def test_a_job_runs_in_its_work_dir_with_only_the_stacks_variables(worker, stack
     assert len(list(stack_double.all_docs("io.example.echo.hook"))) == 1500
     assert sorted(d["_id"] for d in stack_double.all_docs("io.example.echo.day")) == ["2024-01-01", "2024-01-02"]
     assert not Path(execution.argument).exists(), "the work dir is removed after the job"
+    xml = worker.run({"konnector": "echo", "account": "acc-1"}, payload=b"<BatchList/>")
+    assert xml.error is None and xml.last.env["COZY_PAYLOAD"] == "", "the stack passes only JSON objects"
 
 
 def test_a_deletion_runs_on_delete_account_and_the_soft_deleted_copy_goes(worker, stack_double, tmp_path):

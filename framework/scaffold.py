@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import ConfigurationError
 
+RENAMED = {"gitignore": ".gitignore"}
+"""Template files shipped under another name: package data globs skip dot-files."""
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -44,7 +46,7 @@ def create(slug: str, parent: Path) -> Path:
 def _copy(source: Traversable, target: Path, values: dict[str, str]) -> None:
     target.mkdir(parents=True)
     for entry in source.iterdir():
-        name = values["__PACKAGE__"] if entry.name == "package" else entry.name
+        name = values["__PACKAGE__"] if entry.name == "package" else RENAMED.get(entry.name, entry.name)
         if entry.is_dir():
             if entry.name != "__pycache__":
                 _copy(entry, target / name, values)

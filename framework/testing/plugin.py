@@ -1,8 +1,10 @@
 """pytest fixtures: a CouchDB-compatible server, isolated store prefixes, stores of both kinds.
 
 - ``couchdb_url``: ``$COUCHDB_URL`` if set, else a pouchdb-server started once
-  per session. Where it cannot start, CouchDB tests are skipped with the
-  reason, except under CI (``CI`` set), where they fail loudly.
+  per session (found by :func:`find_pouchdb_server`: ``$POUCHDB_SERVER``, the
+  project's ``node_modules``, this framework's checkout, ``PATH``). Where it cannot
+  start, CouchDB tests are skipped with the reason naming these settings, except
+  under CI (``CI`` set), where they fail loudly.
 - ``couchdb_disk_url``: the same with pouchdb-server storing on disk (LevelDB),
   which answers bulk writes out of order; ``$COUCHDB_URL`` (a real CouchDB is on
   disk) when set.
@@ -24,15 +26,17 @@ Also in this package: ``runner.run_cli`` (the CLI as a subprocess),
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from framework.fleet.testing import redis_url  # noqa: F401  (fixture: a real redis-server, for fleet mode)
 from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
-from .couchdb_server import CouchServer, ServerUnavailable
+from .couchdb_server import BINARY_ENV, REPOSITORY, CouchServer, ServerUnavailable
 
 STACK_DOCTYPES = (
     *("io.example.things", "io.example.nothing", "io.other.thing", "io.read.only", "io.cozy.accounts"),
@@ -43,12 +47,42 @@ STACK_DOCTYPES = (
 ``a.b.c.*`` wildcards as cozy-stack allows them)."""
 
 
-def _server_url(on_disk: bool) -> Iterator[str]:
+PINNED_SERVER = "pouchdb-server@4.2.0"
+"""The version this framework's own suite pins (package.json); what a konnector's project installs."""
+
+
+def find_pouchdb_server(project: Path) -> Path:
+    """The pouchdb-server launcher a test session starts, looked for where an author would put it.
+
+    In order: ``$POUCHDB_SERVER``; ``node_modules/.bin/pouchdb-server`` in the project under test
+    (pytest's rootdir) or a folder above it; in the checkout of this framework (an editable
+    install); on ``PATH`` (``npm install -g``). Raises :class:`ServerUnavailable` naming the settings.
+    """
+    if configured := os.environ.get(BINARY_ENV):
+        path = Path(configured)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ServerUnavailable(f"{BINARY_ENV} names {path}, which is not an executable file")
+        return path
+    for folder in (project, *project.parents, REPOSITORY):
+        candidate = folder / "node_modules" / ".bin" / "pouchdb-server"
+        if candidate.exists():
+            return candidate
+    if on_path := shutil.which("pouchdb-server"):
+        return Path(on_path)
+    node = "" if shutil.which("node") else "Node.js is not installed; "
+    raise ServerUnavailable(
+        f"{node}no pouchdb-server found: run `npm install {PINNED_SERVER}` in {project}, "
+        f"or set {BINARY_ENV} to its launcher (node_modules/.bin/pouchdb-server), "
+        "or set COUCHDB_URL to a CouchDB server (docs/writing-a-konnector.md, 'Tests')"
+    )
+
+
+def _server_url(on_disk: bool, project: Path) -> Iterator[str]:
     if url := os.environ.get("COUCHDB_URL"):
         yield url
         return
     try:
-        server = CouchServer(on_disk=on_disk).start()
+        server = CouchServer(find_pouchdb_server(project), on_disk=on_disk).start()
     except ServerUnavailable as reason:
         if os.environ.get("CI"):
             pytest.fail(f"CouchDB tests must run in CI: {reason}")
@@ -60,13 +94,13 @@ def _server_url(on_disk: bool) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def couchdb_url() -> Iterator[str]:
-    yield from _server_url(on_disk=False)
+def couchdb_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    yield from _server_url(on_disk=False, project=pytestconfig.rootpath)
 
 
 @pytest.fixture(scope="session")
-def couchdb_disk_url() -> Iterator[str]:
-    yield from _server_url(on_disk=True)
+def couchdb_disk_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    yield from _server_url(on_disk=True, project=pytestconfig.rootpath)
 
 
 @pytest.fixture

@@ -45,6 +45,18 @@ def test_generated_code_lints_and_is_listed(installed):
     assert "solar-meter" in listed.stdout and "entry point 'solar-meter' of konnector-solar-meter" in listed.stdout
 
 
+def test_generated_gitignore_keeps_secrets_and_run_files_out(installed):
+    project, _ = installed
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    for name in ("konnector-data/store.sqlite3", "konnector-data/secret.key", "secret.key", "dev.json", ".venv/x"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("x")
+    names = ["konnector-data/secret.key", "secret.key", "dev.json", ".venv/x", "konnector-data/store.sqlite3"]
+    ignored = subprocess.run(["git", "check-ignore", *names], cwd=project, capture_output=True, text=True)
+    assert ignored.stdout.split() == names
+    assert subprocess.run(["git", "check-ignore", "-q", "solar_meter/konnector.py"], cwd=project).returncode == 1
+
+
 def test_generated_tests_pass_against_the_sandbox(installed, tmp_path):
     project, env = installed
     tests = subprocess.run(
@@ -55,7 +67,7 @@ def test_generated_tests_pass_against_the_sandbox(installed, tmp_path):
         env={**os.environ, **env},
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert "3 passed" in tests.stdout
+    assert "6 passed" in tests.stdout
 
 
 def test_sandbox_command_serves_and_prints_a_dev_config(installed):

@@ -1,4 +1,5 @@
-"""The reliability suite's tools: run the CLI and kill it, snapshot a store, and the report.
+"""The reliability suite's tools: the report, and the testing kit's kill/snapshot helpers
+(framework/testing/reliability.py, which konnector authors use too) with the probe konnector.
 
 Each check adds a row with ``reliability.record(area, check, tried, outcome)``. With
 ``RELIABILITY_REPORT=docs/reliability.md`` set, the session writes the table there:
@@ -8,18 +9,17 @@ Each check adds a row with ``reliability.record(area, check, tried, outcome)``. 
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import sqlite3
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from framework.testing import reliability as reliability_kit
+from framework.testing.reliability import embedded_snapshot, kill_after_requests, kill_after_seconds
 from tests.conftest import PATH_KONNECTORS
+
+__all__ = ["embedded_snapshot", "kill_after_requests", "kill_after_seconds", "konnector"]
 
 ROWS: list[tuple[str, str, str, str]] = []
 HEADER = """# Reliability
@@ -54,44 +54,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def konnector(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``konnector ARGS`` started in the background, with a clean platform environment."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COZY_")}
-    environment.update({"KONNECTOR_PATH": str(PATH_KONNECTORS), **(env or {})})
-    return subprocess.Popen(
-        [sys.executable, "-m", "framework", *args],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def kill_after_requests(sandbox, process: subprocess.Popen, count: int) -> None:
-    """SIGKILL the konnector when the sandbox receives its ``count``-th request, before answering it."""
-    seen = []
-
-    def maybe_kill(request) -> None:
-        seen.append(request)
-        if len(seen) == count:
-            os.kill(process.pid, signal.SIGKILL)
-
-    sandbox.on_request = maybe_kill
-
-
-def kill_after_seconds(process: subprocess.Popen, seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, lambda: process.poll() is None and os.kill(process.pid, signal.SIGKILL))
-    timer.start()
-    return timer
-
-
-def embedded_snapshot(data_dir: Path) -> dict[str, dict[str, dict]]:
-    """Every live data document, without bookkeeping, by database (accounts left out)."""
-    snapshot: dict[str, dict[str, dict]] = {}
-    with sqlite3.connect(data_dir / "store.sqlite3") as connection:
-        for db, doc_id, body in connection.execute("SELECT db, id, body FROM docs WHERE deleted = 0"):
-            if db.endswith("io-cozy-accounts"):
-                continue
-            doc = json.loads(body)
-            snapshot.setdefault(db, {})[doc_id] = {k: v for k, v in doc.items() if k not in ("_rev", "cozyMetadata")}
-    return snapshot
+    """``konnector ARGS`` in the background (the testing kit's), also finding the probe konnector."""
+    return reliability_kit.konnector(*args, cwd=cwd, env={"KONNECTOR_PATH": str(PATH_KONNECTORS), **(env or {})})

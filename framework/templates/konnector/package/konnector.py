@@ -13,23 +13,25 @@ from framework import Chunk, Konnector, LoginFailed, VendorDown, energy_series, 
 from framework.http import RateLimiter
 
 WINDOW_DAYS = 31
-HISTORY_DAYS = 365
 LOOK_BACK_DAYS = 3
 """Providers correct recent days: each run fetches these again."""
+QUOTA = RateLimiter(rate=4, capacity=1)
+"""The API refuses more than 5 requests in any second: one request every 0.25 s stays under it
+(a bucket of 5 would let a burst of 5 then 5 more within the same second: two 429s)."""
 
 
 class __CLASS__(Konnector):
     series = (energy_series("__DOCTYPE__", finest="day"),)
 
     def fetch(self, ctx):
-        session = ctx.http(base_url=ctx.fields["base_url"], limiter=RateLimiter.per(5, 1))
+        session = ctx.http(base_url=ctx.fields["base_url"], limiter=QUOTA)
         session.headers["X-Api-Key"] = ctx.fields["api_key"]
         today = ctx.now().date()
         bookmark = ctx.state.get("bookmark")
         if bookmark:
             start = date.fromisoformat(bookmark) - timedelta(LOOK_BACK_DAYS)
         else:
-            start = today - timedelta(HISTORY_DAYS)
+            start = today - timedelta(ctx.parameters["history_days"])
         while start < today:
             end = min(start + timedelta(WINDOW_DAYS), today)
             response = session.get("/v1/consumption", params={"from": start.isoformat(), "to": end.isoformat()})

@@ -23,6 +23,8 @@ class __CLASS__Sandbox(Sandbox):
     def __init__(self, **options):
         super().__init__(**options)
         self._recent: list[float] = []
+        self.quota_refusals = 0
+        """429s answered: a konnector keeping to the quota never gets one."""
 
     def dev_config(self):
         return {"fields": {"api_key": API_KEY, "base_url": self.url}}
@@ -34,6 +36,7 @@ class __CLASS__Sandbox(Sandbox):
         now = time.monotonic()
         self._recent = [t for t in self._recent if now - t < 1] + [now]
         if len(self._recent) > 5:
+            self.quota_refusals += 1
             return json_response({"error": "quota"}, 429, **{"Retry-After": "1"})
         try:
             start, end = date.fromisoformat(request.query["from"]), date.fromisoformat(request.query["to"])

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
+from framework.registry import Registry
 from framework.store import DocumentStore, SqliteBackend
+from framework.testing.reliability import (
+    assert_converged,
+    clean_then_crashed,
+    embedded,
+    hostile_fields,
+    sandboxed,
+    secret_leaks,
+)
 from framework.testing.runner import run_cli
 
 from __PACKAGE__.konnector import __CLASS__
@@ -30,6 +39,7 @@ def test_run_against_the_sandbox_is_complete_and_incremental(tmp_path):
         calls = len(sandbox.requests)
         second = run_cli("run", "__SLUG__", "--config", "dev.json", cwd=tmp_path)
         assert second.status == 0 and len(sandbox.requests) == calls + 1
+        assert sandbox.quota_refusals == 0, "the konnector's limiter lets through more than the API allows"
 
 
 def test_wrong_api_key_is_login_failed(tmp_path):
@@ -39,3 +49,31 @@ def test_wrong_api_key_is_login_failed(tmp_path):
         (tmp_path / "dev.json").write_text(json.dumps(config))
         result = run_cli("run", "__SLUG__", "--config", "dev.json", "--log-format", "json", cwd=tmp_path)
         assert result.status == 1 and result.error_code == "LOGIN_FAILED"
+
+
+# Reliability checks from the testing kit (framework.testing.reliability).
+
+
+def test_killed_runs_rerun_to_the_store_of_a_clean_run(tmp_path):
+    kills = [("request", 1), ("request", 2), ("request", 3), ("moment", 0.5)]
+    setup = sandboxed(__CLASS__Sandbox, seed=1, history_days=90)
+    expected, results = clean_then_crashed(tmp_path, "__SLUG__", setup, embedded(), kills)
+    assert assert_converged(expected, results) >= 2
+
+
+def test_hostile_fields_fail_cleanly_before_any_request(tmp_path):
+    manifest = Registry.discover().get("__SLUG__")
+    with __CLASS__Sandbox() as sandbox:
+        assert hostile_fields("__SLUG__", manifest, sandbox.dev_config(), tmp_path) == []
+        assert sandbox.requests == []
+
+
+def test_secrets_never_leak(tmp_path):
+    manifest = Registry.discover().get("__SLUG__")
+    with __CLASS__Sandbox() as sandbox:
+        config = {**sandbox.dev_config(), "parameters": {"history_days": 40}}
+        (tmp_path / "dev.json").write_text(json.dumps(config))
+        secrets = [config["fields"][name] for name in manifest.secret_fields()]
+        leaks, result = secret_leaks("__SLUG__", manifest, secrets, tmp_path)
+    assert result.status == 0, result.output
+    assert leaks == []

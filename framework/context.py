@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .accounts import Account, AccountStore
+from .accounts import Account
 from .errors import PartialSync
+from .handles import AccountsHandle, StoreHandle
 from .http import Limiter, ProviderSession, RateLimiter, hook_from_environment, shared_limiter
 from .manifest import Manifest
 from .redact import Redactor, SecretDict
-from .store import DocumentStore
 
 FENCE_HOOK_ENV = "KONNECTOR_FENCE_HOOK"
 
@@ -27,9 +27,10 @@ class Context:
     fields: dict[str, Any]
     """The account's fields, validated against the manifest."""
     parameters: dict[str, Any]
-    store: DocumentStore
-    """Scoped to the doctypes the manifest grants."""
-    accounts: AccountStore
+    store: StoreHandle
+    """Scoped to the doctypes the manifest grants; reaches nothing else (see framework/handles.py)."""
+    accounts: AccountsHandle
+    """This job's own account only."""
     log: logging.Logger
     redactor: Redactor
     manual: bool = False

@@ -22,6 +22,7 @@ from .accounts import Account, AccountStore
 from .context import Context
 from .crypto import SecretBox, load_key
 from .errors import CODES, ConfigurationError, KonnectorError
+from .handles import accounts_handle, store_handle
 from .logs import get_logger
 from .manifest import Manifest, read_json
 from .receiver import Receiver, ServeOptions
@@ -262,8 +263,8 @@ def prepare(
         account=account,
         fields=fields,
         parameters=parameters,
-        store=root.scoped(permissions_of(manifest), writer),
-        accounts=accounts,
+        store=store_handle(root.scoped(permissions_of(manifest), writer)),
+        accounts=accounts_handle(accounts, account.id),
         log=log,
         redactor=redactor,
         manual=spec.manual,
@@ -273,10 +274,15 @@ def prepare(
         locale=spec.locale,
     )
     if spec.now is not None:
-        ctx.clock = lambda: spec.now
+        ctx.clock = _fixed_clock(spec.now)
     if done := bookmarks.apply(ctx.state, spec.since, spec.full_refresh, manifest.slug):
         log.info(done)
     return ctx, konnector_class()
+
+
+def _fixed_clock(now: datetime) -> Callable[[], datetime]:
+    """A clock that closes over the time alone (a closure over the spec would hand a konnector its store URL)."""
+    return lambda: now
 
 
 def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Account:

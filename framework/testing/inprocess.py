@@ -8,6 +8,7 @@ from typing import Any
 from framework.accounts import Account, AccountStore
 from framework.context import Context
 from framework.crypto import SecretBox, new_key
+from framework.handles import accounts_handle, store_handle
 from framework.logs import get_logger
 from framework.manifest import Manifest
 from framework.redact import Redactor
@@ -37,8 +38,8 @@ def make_context(
         account=account,
         fields=manifest.validate_fields(account.auth),
         parameters=parameters or {},
-        store=root.scoped(permissions_of(manifest), writer),
-        accounts=accounts,
+        store=store_handle(root.scoped(permissions_of(manifest), writer)),
+        accounts=accounts_handle(accounts, account_id),
         log=get_logger(manifest.slug),
         redactor=redactor,
         deadline=None if time_limit is None else time.monotonic() + time_limit,

@@ -24,9 +24,9 @@ from typing import Any
 from .accounts import DOCTYPE as ACCOUNTS
 from .accounts import Account, AccountStore
 from .errors import PermissionDenied
-from .store import Doc, DocumentStore
+from .store import Doc, DocumentStore, Writer
 from .store.backend import HIGH_KEY
-from .store.documents import READ, Merge, ShouldUpdate, fields_changed, ours_win
+from .store.documents import ALL_VERBS, READ, Merge, ShouldUpdate, fields_changed, ours_win
 from .store.ids import check_id
 
 _TARGETS: weakref.WeakKeyDictionary[object, Any] = weakref.WeakKeyDictionary()
@@ -62,6 +62,22 @@ class StoreHandle(_Handle):
     def _store(self, doctype: str) -> DocumentStore:
         _refuse_accounts(doctype)
         return _TARGETS[self]
+
+    def scoped(self, permissions: dict[str, frozenset[str]], writer: object = None) -> StoreHandle:
+        """A handle with narrower grants (a dry run's read-only store): never wider than this one's,
+        and always writing as this konnector (``writer`` is ignored)."""
+        store: DocumentStore = _TARGETS[self]
+        granted = store.permissions or {}
+        narrowed = {}
+        for doctype, verbs in permissions.items():
+            mine = ALL_VERBS if "ALL" in granted.get(doctype, ()) else granted.get(doctype, frozenset())
+            wanted = ALL_VERBS if "ALL" in verbs else frozenset(verbs)
+            narrowed[doctype] = mine & wanted
+        return store_handle(store.scoped(narrowed, store.writer))
+
+    @property
+    def writer(self) -> Writer:
+        return _TARGETS[self].writer
 
     @property
     def backend(self) -> BackendHandle:

@@ -17,7 +17,9 @@ ESCAPES = {
     "ctx.store.backend over another konnector's data": lambda ctx: ctx.store.backend.bulk_write(
         "io.example.probe.day", [{"_id": "2024-01-01", "load": -1}]
     ),
-    "ctx.store.scoped (re-scope)": lambda ctx: ctx.store.scoped({"io.cozy.files": {"ALL"}}, None),
+    "ctx.store.scoped (re-scope wider)": lambda ctx: ctx.store.scoped({"io.cozy.files": {"ALL"}}).save(
+        "io.cozy.files", FILE
+    ),
     "ctx.store on io.cozy.accounts": lambda ctx: ctx.store.get("io.cozy.accounts", VICTIM),
     "ctx.store.backend on io.cozy.accounts": lambda ctx: ctx.store.backend.get("io.cozy.accounts", VICTIM),
     "ctx.accounts.load(another account)": lambda ctx: ctx.accounts.load(VICTIM),

@@ -347,12 +347,17 @@ def _interrupt(*_: object) -> None:
 @click.argument("slug")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Default: a free port.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
-def sandbox(slug: str, port: int, seed: int) -> None:
+@click.option(
+    "--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a sandbox attribute (see its docstring)."
+)
+def sandbox(slug: str, port: int, seed: int, settings: tuple[str, ...]) -> None:
     """Run a konnector's sandbox on 127.0.0.1 until stopped; print a dev-config for it."""
     manifest = Registry.discover().get(slug)
     sandbox_class = load_class(manifest, "sandbox")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with sandbox_class(seed=seed, port=port) as running:
+        for setting in settings:
+            _set_attribute(running, setting)
         click.echo(json.dumps(running.dev_config(), indent=2))
         click.echo(f"{slug} sandbox listening on {running.url}; Ctrl-C to stop", err=True)
         try:
@@ -360,6 +365,20 @@ def sandbox(slug: str, port: int, seed: int) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
+
+
+def _set_attribute(target: object, setting: str) -> None:
+    """``NAME=VALUE`` on an existing public attribute, the value converted to the attribute's type."""
+    name, _, value = setting.partition("=")
+    current = getattr(target, name, None) if name and not name.startswith("_") and hasattr(target, name) else None
+    if not name or name.startswith("_") or not hasattr(target, name) or callable(current):
+        raise click.UsageError(f"--set {setting!r}: the sandbox has no attribute {name!r}")
+    if isinstance(current, bool):
+        setattr(target, name, value.lower() in ("1", "true", "yes"))
+    elif isinstance(current, int | float):
+        setattr(target, name, type(current)(value))
+    else:
+        setattr(target, name, value)
 
 
 @main.command()

@@ -7,19 +7,26 @@
   Basic client credentials, ``grant_type=client_credentials``: ``{"client_access_token",
   "expires_in": 3600}``; ``token_format`` gives ``expires_in`` as a string, or the XML form.
   No refresh token; an expired token on a data call: 403.
-- ``GET …/espi/1_1/resource/ReadServiceStatus``: ``ServiceStatus/currentStatus`` (``status``).
-- ``GET …/Batch/Bulk/{BulkID}`` (``published-min``/``published-max`` accepted): 202, then after
-  ``notify_delay`` seconds a BatchList is POSTed to ``notification_url`` over HTTPS with the
-  sandbox's own client certificate (trusting ``notification_ca``); ``atom_wrapped`` wraps it.
-  Its resources: one synthetic household feed, the ``sample_files``, and the RetailCustomer feed.
+- ESPI resources under PG&E's production path ``/GreenButtonConnect/espi/1_1/resource`` and under
+  the seed's test path ``/datacustodian/test/espi/1_1/resource`` (000_f56bd80fb3d6f9a2.txt).
+- ``GET …/ReadServiceStatus``: ``ServiceStatus/currentStatus`` (``status``).
+- ``GET …/Batch/Bulk/{BulkID}`` with ``published-min``/``published-max`` (xs:dateTime): with
+  ``flow`` "200" (the seed's flow) the usage feed of that window at once; with "202" an empty 202,
+  then after ``notify_delay`` seconds a BatchList is POSTed to ``notification_url`` over HTTPS with
+  the sandbox's own client certificate (trusting ``notification_ca``); ``atom_wrapped`` wraps it.
+  Its resources: the synthetic household feed of the window (the last ``days`` days at most, on
+  America/Los_Angeles local days, with PG&E's LocalTimeParameters), then the ``sample_files``.
+- ``GET …/Batch/BulkRetailCustomerInfo/{BulkID}`` (the seed's customer call): the RetailCustomer
+  feed at once with ``flow`` "200"; with "202" a BatchList naming ``…/Batch/RetailCustomer/{BulkID}``.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ from framework.sandbox import Request, Response, Sandbox, route
 from .synthetic import household_feed
 
 ESPI = "/GreenButtonConnect/espi/1_1/resource"
+TEST_ESPI = "/datacustodian/test/espi/1_1/resource"
 CLIENT_ID, CLIENT_SECRET, BULK_ID = "pge-sandbox-client", "pge-sandbox-secret", "50916"
 XML = {"Content-Type": "application/atom+xml"}
 
@@ -41,6 +49,10 @@ def _customer_feed(bulk: str) -> str:
         '<content><Customer xmlns="http://naesb.org/espi/customer"><name>SANDBOX HOUSEHOLD</name>'
         "</Customer></content></entry></feed>"
     )
+
+
+def _day(stamp: str) -> date:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC).date()
 
 
 class PgeSandbox(Sandbox):
@@ -58,8 +70,18 @@ class PgeSandbox(Sandbox):
         self.atom_wrapped = False
         self.sample_files: list[Path] = []
         self.days = 7
+        self.flow = "202"
+        """ "202": answer Bulk requests later, by notification; "200": answer them at once with the data."""
         self.notifications: list[tuple[int, str]] = []
         """What the receiver answered to each BatchList posted: (status, body)."""
+        self.windows: list[tuple[date, int]] = []
+        self._usage_windows: dict[str, tuple[date, int]] = {}
+        """The (first day, days) of each usage feed served for a Bulk window."""
+        self._routes += [
+            (method, re.compile(pattern.pattern.replace(ESPI, TEST_ESPI)), handler)
+            for method, pattern, handler in list(self._routes)
+            if ESPI in pattern.pattern
+        ]
 
     def dev_config(self) -> dict[str, Any]:
         cert, key = self.registered_cert
@@ -71,6 +93,7 @@ class PgeSandbox(Sandbox):
             "cert_path": cert,
             "key_path": key,
             "ca_bundle": self.ca_path,
+            "environment": "test",
         }
         return {"fields": fields}
 
@@ -123,29 +146,63 @@ class PgeSandbox(Sandbox):
             return refused
         if request.params["bulk"] != BULK_ID:
             return Response(404, "Unknown Bulk ID", {"Content-Type": "text/plain"})
-        threading.Thread(target=self._notify, args=(request.params["bulk"],), daemon=True).start()
+        window = self._window(request.query.get("published-min"), request.query.get("published-max"))
+        if window is None:
+            return Response(400, "published-min/published-max must be xs:dateTime", {"Content-Type": "text/plain"})
+        self.windows.append(window)
+        prefix = request.path.split("/Batch/")[0]
+        if self.flow == "200":
+            return Response(200, self._usage(*window), XML)
+        correlation = uuid.uuid4().hex
+        self._usage_windows[correlation] = window
+        uris = [f"{self.url}{prefix}/Batch/Bulk/{BULK_ID}/Data/{n}" for n in range(1 + len(self.sample_files))]
+        self._later([f"{uri}?correlationID={correlation}" for uri in uris])
         return Response(202, b"")
 
-    def batch_list(self, bulk: str) -> bytes:
-        correlation = uuid.uuid4().hex
-        uris = [
-            f"{self.url}{ESPI}/Batch/Bulk/{bulk}/Data/{n}?correlationID={correlation}"
-            for n in range(1 + len(self.sample_files))
-        ]
-        uris.append(f"{self.url}{ESPI}/Batch/RetailCustomer/{bulk}?correlationID={correlation}")
+    @route("GET", ESPI + "/Batch/BulkRetailCustomerInfo/{bulk}")
+    def bulk_customer(self, request: Request) -> Response:
+        if refused := self._authorized(request):
+            return refused
+        if request.params["bulk"] != BULK_ID:
+            return Response(404, "Unknown Bulk ID", {"Content-Type": "text/plain"})
+        if self.flow == "200":
+            return Response(200, _customer_feed(BULK_ID), XML)
+        prefix = request.path.split("/Batch/")[0]
+        self._later([f"{self.url}{prefix}/Batch/RetailCustomer/{BULK_ID}?correlationID={uuid.uuid4().hex}"])
+        return Response(202, b"")
+
+    def _window(self, low: str | None, high: str | None) -> tuple[date, int] | None:
+        """The local days of data a window asks for, within the last ``days`` days."""
+        try:
+            today = datetime.now(UTC).date()
+            first = max(_day(low) if low else today, today - timedelta(self.days))
+            last = min(_day(high) if high else today, today)
+        except ValueError:
+            return None
+        return first, max(0, (last - first).days)
+
+    def _usage(self, first: date, days: int) -> str:
+        return household_feed(first, days, "America/Los_Angeles", "5391320451", self.seed)
+
+    def batch_list(self, uris: list[str] | str) -> bytes:
+        if isinstance(uris, str):  # a Bulk ID: the data resources of a new request
+            uris = [f"{self.url}{ESPI}/Batch/Bulk/{uris}/Data/{n}" for n in range(1 + len(self.sample_files))]
         listed = "".join(f"<resources>{uri.replace('&', '&amp;')}</resources>" for uri in uris)
         body = f'<BatchList xmlns="http://naesb.org/espi">{listed}</BatchList>'
         if self.atom_wrapped:
             body = f'<feed xmlns="http://www.w3.org/2005/Atom"><entry><content>{body}</content></entry></feed>'
         return f'<?xml version="1.0" encoding="UTF-8"?>{body}'.encode()
 
-    def _notify(self, bulk: str) -> None:
+    def _later(self, uris: list[str]) -> None:
+        threading.Thread(target=self._notify, args=(uris,), daemon=True).start()
+
+    def _notify(self, uris: list[str]) -> None:
         time.sleep(self.notify_delay)
         if not self.notification_url:
             return
         answer = requests.post(
             self.notification_url,
-            data=self.batch_list(bulk),
+            data=self.batch_list(uris),
             headers={"Content-Type": "application/xml"},
             cert=self.notifier_cert,
             verify=self.notification_ca or True,
@@ -159,8 +216,8 @@ class PgeSandbox(Sandbox):
             return refused
         number = int(request.params["number"])
         if number == 0:
-            first = date.today() - timedelta(self.days)
-            return Response(200, household_feed(first, self.days, "America/Los_Angeles", "5391320451", self.seed), XML)
+            window = self._usage_windows.get(request.query.get("correlationID", ""))
+            return Response(200, self._usage(*(window or (date.today() - timedelta(self.days), self.days))), XML)
         if number <= len(self.sample_files):
             return Response(200, self.sample_files[number - 1].read_bytes(), XML)
         return Response(404, "Unknown resource", {"Content-Type": "text/plain"})

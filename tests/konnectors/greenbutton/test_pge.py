@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import trustme
 
 from framework.store import DocumentStore, SqliteBackend
 from konnectors.greenbutton.pge_sandbox import PgeSandbox
@@ -23,26 +22,6 @@ from tests.conftest import PATH_KONNECTORS, write_json
 from tests.konnectors.greenbutton.test_espi import SAMPLES, independent_total
 
 HOURS = "org.greenbutton.electricity.hour"
-
-
-@pytest.fixture
-def operator(tmp_path):
-    """The operator's TLS certificate for the notification endpoint, from its own CA."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    paths = {name: str(tmp_path / f"operator-{name}.pem") for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    cert.cert_chain_pems[0].write_to_path(paths["cert"])
-    cert.private_key_pem.write_to_path(paths["key"])
-    return paths
-
-
-@pytest.fixture
-def pge(tmp_path, operator):
-    with PgeSandbox() as sandbox:
-        sandbox.notification_ca = operator["ca"]
-        write_json(tmp_path / "dev.json", sandbox.dev_config())
-        yield sandbox
 
 
 class Serve:

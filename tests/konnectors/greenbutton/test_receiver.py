@@ -12,7 +12,6 @@ import time
 
 import pytest
 import requests
-import trustme
 
 from framework.errors import ConfigurationError
 from framework.receiver import Receiver, ServeOptions
@@ -20,27 +19,10 @@ from framework.registry import Registry
 from framework.store import SqliteBackend
 from framework.testing.inprocess import make_context
 from konnectors.greenbutton.pge import NOTIFICATIONS, PgeShareMyData
-from konnectors.greenbutton.pge_sandbox import PgeSandbox
+from konnectors.greenbutton.pge_sandbox import ESPI
 from tests.conftest import write_json
 
 NOTIFIER = "pge-notifier.example"
-
-
-@pytest.fixture
-def pge():
-    with PgeSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def operator(tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    paths = {name: str(tmp_path / f"operator-{name}.pem") for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    cert.cert_chain_pems[0].write_to_path(paths["cert"])
-    cert.private_key_pem.write_to_path(paths["key"])
-    return paths
 
 
 @pytest.fixture
@@ -149,7 +131,7 @@ def test_a_certificate_of_the_right_ca_with_another_name_is_refused(receiver, pg
 
 def test_concurrent_clients_are_served(receiver, pge, operator, context):
     answers: list[int] = []
-    bodies = [pge.batch_list("50916") for _ in range(6)]
+    bodies = [pge.batch_list([f"{pge.url}{ESPI}/Batch/Bulk/50916/Data/0?correlationID={n}"]) for n in range(6)]
     threads = [
         threading.Thread(target=lambda b=b: answers.append(post(receiver, pge, operator, b).status_code))
         for b in bodies

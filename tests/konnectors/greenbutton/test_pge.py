@@ -92,9 +92,9 @@ def test_bulk_request_notification_and_resources_end_to_end(cli, tmp_path, opera
     try:
         result = cli("run", "pge-smd", "--config", "dev.json")
         assert result.status == 0, result.output
-        wait_for(lambda: pge.notifications)
-        assert pge.notifications[0][0] == 200
-        wait_for(lambda: store(tmp_path).find("org.greenbutton.notification", {"status": "done"}, limit=5))
+        wait_for(lambda: len(pge.notifications) == 2)  # the Bulk data, and the BulkRetailCustomerInfo
+        assert [status for status, _ in pge.notifications] == [200, 200]
+        wait_for(lambda: len(store(tmp_path).find("org.greenbutton.notification", {"status": "done"}, limit=5)) == 2)
     finally:
         serve.stop()
     hours = list(store(tmp_path).id_range(HOURS))

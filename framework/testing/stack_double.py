@@ -278,6 +278,7 @@ class StackDouble:
             Route("/data/{doctype}/_bulk_docs", self._bulk_docs, methods=["POST"]),
             Route("/data/{doctype}/_find", self._find, methods=["POST"]),
             Route("/data/{doctype}/_index", self._index, methods=["POST"]),
+            Route("/data/{doctype}/_design_docs", self._design_docs, methods=["GET"]),
             Route("/data/{doctype}/", self._create, methods=["POST"]),
             Route("/data/{doctype}/{docid:path}", self._get, methods=["GET"]),
             Route("/data/{doctype}/{docid:path}", self._put, methods=["PUT"]),
@@ -358,7 +359,7 @@ class StackDouble:
     def _couch_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._couch.request(method, f"{self._couch_base}/{path}", timeout=60, **kwargs)
         if response.status_code >= 400:
-            raise StackError(response.status_code, response.json())
+            raise StackError(response.status_code, _couch_error(response))
         return response.json()
 
     async def _proxy(self, request: Request, doctype: str, path: str) -> tuple[int, Any]:
@@ -390,6 +391,19 @@ class StackDouble:
         self._check_doctype(doctype, write=False)
         self._allow(slug, "GET", doctype)
         return await self._proxy(request, doctype, "_all_docs")
+
+    @_handler
+    async def _design_docs(self, request: Request, slug: str) -> tuple[int, Any]:
+        """``GET /data/:doctype/_design_docs``, proxied to CouchDB's ``_design_docs`` (which
+        pouchdb-server lacks: the design-document range of ``_all_docs`` answers the same)."""
+        doctype = request.path_params["doctype"]
+        self._check_doctype(doctype, write=False)
+        self._allow(slug, "GET", doctype)
+        params = {**dict(request.query_params), "startkey": '"_design/"', "endkey": '"_design0"'}
+        response = await run_in_threadpool(
+            self._couch.get, f"{self._couch_base}/{self._db(doctype)}/_all_docs", params=params, timeout=60
+        )
+        return response.status_code, response.json()
 
     @_handler
     async def _bulk_docs(self, request: Request, slug: str) -> tuple[int, Any]:
@@ -644,6 +658,16 @@ class StackDouble:
 
     def _open(self, token: str) -> Any:
         return json.loads(self._fernet.decrypt(token.encode()))
+
+
+def _couch_error(response: requests.Response) -> dict[str, Any]:
+    """``couchdb.Error.JSON()``: how the stack renders a CouchDB error it got through its own client."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": "wrong_json", "reason": response.text[:200]}
+    reason = body.get("reason") or body.get("message") or ""
+    return {"ok": False, "status": str(response.status_code), "error": body.get("error"), "reason": reason}
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -9,6 +9,7 @@ carries it, which cuts a third of the serialising work of a backfill.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +24,19 @@ def encode(value: Any) -> str:
     """Compact JSON; NaN and Infinity are refused with a :class:`StoreError` (JSON has no such numbers)."""
     try:
         return _ENCODER.encode(value)
-    except ValueError as exc:
-        raise StoreError(f"cannot store a non-finite number (NaN or Infinity): {exc}") from None
+    except ValueError:
+        raise StoreError(f"cannot store a non-finite number (NaN or Infinity): {_non_finite(value)}") from None
+
+
+def _non_finite(value: Any, where: str = "") -> str:
+    """The first NaN/Infinity in ``value`` as ``field.path=nan``: the refusal names what to fix."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where}={value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if found := _non_finite(item, f"{where}.{key}" if where else str(key)):
+            return found
+    return ""
 
 
 class DocEncoder:
@@ -35,6 +47,12 @@ class DocEncoder:
 
     def body(self, doc: Doc, skip: Sequence[str] = ()) -> str:
         """The JSON object of ``doc`` without the ``skip`` keys, ``cozyMetadata`` (if any) last."""
+        try:
+            return self._body(doc, skip)
+        except StoreError as error:
+            raise StoreError(f"document {doc.get('_id')!r}: {error}") from None
+
+    def _body(self, doc: Doc, skip: Sequence[str]) -> str:
         metadata = doc.get(METADATA)
         if metadata is None and not skip:
             return encode(doc)

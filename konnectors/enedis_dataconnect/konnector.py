@@ -4,8 +4,10 @@ A first run loads all the history the provider keeps, in provider-sized
 windows: daily energy 36 months back in 365-day calls, max power (v5) the same,
 the load curve 24 months back in 7-day calls. It is resumable: each stream's
 bookmark is saved as its windows are stored, so a run stopped by the deadline
-continues where it was. Later runs start from each bookmark minus a look-back,
-since Enedis corrects recent data.
+continues where it was. A stream's bookmark is the last day Enedis actually delivered (not the
+end of the window asked), and later runs start a look-back before it, since Enedis publishes
+late and corrects recent data (``framework.marks``). A bad reading is skipped with a warning;
+a window whose readings were all bad ends the run ``PARTIAL_SYNC`` once the rest is stored.
 """
 
 from __future__ import annotations
@@ -16,9 +18,21 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
-from framework import Chunk, Context, Documents, Konnector, LoginFailed, OAuthOutdated, UserActionNeeded, VendorDown
+from framework import (
+    Chunk,
+    Context,
+    Documents,
+    Konnector,
+    LoginFailed,
+    OAuthOutdated,
+    PartialSync,
+    UserActionNeeded,
+    VendorDown,
+)
 from framework.http import RateLimiter, prefetch
+from framework.marks import StreamMark
 from framework.oauth import OAuthClient
+from framework.records import warn_skipped
 
 from . import metering
 
@@ -31,6 +45,8 @@ OUTCOMES = {
     "ADAM-DC-0015": "window_too_long",
     "ADAM-ERR0075": "curve_refused",  # the customer refused load-curve recording
 }
+LATE_PATIENCE_DAYS = 14
+"""Days not yet published are asked for again by later runs for this long, then given up on."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,7 @@ class Stream:
     window_days: int
     history_days: int
     look_back_days: int
-    parse: Callable[[Any], list[dict[str, Any]]]
+    parse: Callable[[Any], metering.Parsed]
     doctype: str
 
 
@@ -83,20 +99,25 @@ class EnedisDataConnect(Konnector):
     def fetch(self, ctx: Context) -> Iterator[Chunk]:
         api = _Api(ctx)
         today = ctx.now().astimezone(metering.PARIS).date()
-        bookmarks: dict[str, str] = dict(ctx.state.get("bookmark") or {})
-        refused = False
+        saved = ctx.state.get("bookmark") or {}
+        marks = {stream.name: StreamMark.load(saved.get(stream.name)) for stream in STREAMS}
+        refused, unusable = False, []
         for stream in STREAMS:
             if api.version not in stream.paths:
                 continue
-            start = self._start(ctx, stream, bookmarks, today)
+            start = self._start(ctx, stream, marks[stream.name], today)
             window = stream.window_days
             while start < today:
                 windows = _windows(start, today, window)
                 answers = prefetch(lambda w, path=stream.paths[api.version]: api.get(path, *w), windows)
                 for (window_start, window_end), (outcome, payload) in answers:
                     if outcome in ("ok", "empty"):
-                        bookmarks[stream.name] = window_end.isoformat()
-                        yield Chunk((stream, payload), bookmark=dict(bookmarks))
+                        parsed = stream.parse(payload) if payload is not None else metering.Parsed()
+                        if parsed.skipped and not parsed.documents:
+                            unusable.append(f"{stream.name} {window_start} to {window_end - timedelta(1)}")
+                        marks[stream.name].delivered(parsed.last_day(), window_end)
+                        bookmark = {name: mark.dump() for name, mark in marks.items()}
+                        yield Chunk((stream, parsed), bookmark=bookmark)
                         start = window_end
                         continue
                     answers.close()
@@ -114,15 +135,20 @@ class EnedisDataConnect(Konnector):
                 "the customer refused the recording of the load curve (ADAM-ERR0075): daily data was "
                 "imported; to get the half-hour curve, enable its recording in the Enedis customer account"
             )
+        if unusable:
+            raise PartialSync(
+                f"Enedis sent no usable reading for {'; '.join(unusable[:5])} (see the warnings): "
+                "everything else is stored"
+            )
 
     @staticmethod
-    def _start(ctx: Context, stream: Stream, bookmarks: dict[str, str], today: date) -> date:
+    def _start(ctx: Context, stream: Stream, mark: StreamMark, today: date) -> date:
         history = int(ctx.parameters.get(f"{stream.name}_history_days", stream.history_days))
-        start = today - timedelta(history)
-        if stream.name in bookmarks:
-            start = max(start, date.fromisoformat(bookmarks[stream.name]) - timedelta(stream.look_back_days))
+        floor = today - timedelta(history)
         earliest = ctx.state.get("earliest", {}).get(stream.name)
-        return max(start, date.fromisoformat(earliest)) if earliest else start
+        if earliest:
+            floor = max(floor, date.fromisoformat(earliest))
+        return mark.resume_from(floor, stream.look_back_days, LATE_PATIENCE_DAYS, ctx.log, f"Enedis {stream.name}")
 
     @staticmethod
     def _earliest_accepted(ctx: Context, api: _Api, stream: Stream, start: date, end: date) -> date:
@@ -143,9 +169,10 @@ class EnedisDataConnect(Konnector):
         ctx.log.info(f"Enedis keeps {stream.name} data from {accepted} for this usage point")
         return accepted
 
-    def process(self, ctx: Context, raw: tuple[Stream, Any]) -> Documents:
-        stream, payload = raw
-        return {stream.doctype: stream.parse(payload) if payload is not None else []}
+    def process(self, ctx: Context, raw: tuple[Stream, metering.Parsed]) -> Documents:
+        stream, parsed = raw
+        warn_skipped(ctx.log, f"Enedis {stream.name}", parsed.skipped)
+        return {stream.doctype: parsed.documents}
 
 
 def _windows(start: date, end: date, days: int) -> list[tuple[date, date]]:

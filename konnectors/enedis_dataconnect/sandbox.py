@@ -17,6 +17,12 @@
   ``ADAM-DC-0015`` (v5) window too long (7 days of curve, 365 of daily: the same codes are used
   for both); 400 ``ADAM-ERR0075`` load-curve recording refused by the customer; 404
   ``no_data_found``; 429 "Quota Q3/Q4 reached" past 5 calls a second or 10,000 an hour.
+
+Payload shapes a real Enedis sends now and then, switchable per test: ``bad_values[day]``
+replaces every value of that day, daily, max power and curve (a non-numeric
+string, ``"NaN"``, ``null``: Enedis later removes bad data, as the Ecolyo konnector's
+documentation says); ``publication_delay_days`` holds back the last days (Enedis publishes the
+curve and daily data of a day late, sometimes several days late).
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ class EnedisSandbox(Sandbox):
         self._codes: dict[str, str] = {}
         self._refresh: dict[str, str] = {}
         self._calls: list[float] = []
+        self.bad_values: dict[date, Any] = {}
+        self.publication_delay_days = 0
 
     def dev_config(self) -> dict[str, Any]:
         fields = {
@@ -202,7 +210,12 @@ class EnedisSandbox(Sandbox):
             return _error(400, "ADAM-ERR0123", "The requested period is before the meter's activation")
         if curve and customer.curve_refused:
             return _error(400, "ADAM-ERR0075", "The customer refused the recording of the load curve")
-        days = [start + timedelta(n) for n in range((end - start).days) if start + timedelta(n) not in customer.missing]
+        published = self.day() - timedelta(self.publication_delay_days)
+        days = [
+            day
+            for day in (start + timedelta(n) for n in range((end - start).days))
+            if day not in customer.missing and day < published
+        ]
         if not days:
             return _error(404, "no_data_found", "No data found for the requested period")
         if curve:
@@ -241,11 +254,14 @@ class EnedisSandbox(Sandbox):
             for local in day_steps(day, step, PARIS)
         ]
 
-    def _curve(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
+    def _value(self, day: date, value: int) -> Any:
+        return self.bad_values[day] if day in self.bad_values else str(value)
+
+    def _curve(self, customer: Customer, days: list[date]) -> list[dict[str, Any]]:
         step = timedelta(minutes=customer.step)
         return [
             {
-                "value": str(watts),
+                "value": self._value(day, watts),
                 "date": (local.astimezone(UTC) + step).astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S"),
                 "interval_length": f"PT{customer.step}M",
                 "measure_type": "B",
@@ -257,12 +273,13 @@ class EnedisSandbox(Sandbox):
     def day_wh(self, customer: Customer, day: date) -> int:
         return round(sum(watts * customer.step / 60 for _, watts in self.intervals(customer, day)))
 
-    def _daily(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
-        return [{"value": str(self.day_wh(customer, day)), "date": day.isoformat()} for day in days]
+    def _daily(self, customer: Customer, days: list[date]) -> list[dict[str, Any]]:
+        return [{"value": self._value(day, self.day_wh(customer, day)), "date": day.isoformat()} for day in days]
 
-    def _max_power(self, customer: Customer, days: list[date]) -> list[dict[str, str]]:
+    def _max_power(self, customer: Customer, days: list[date]) -> list[dict[str, Any]]:
         readings = []
         for day in days:
             local, watts = max(self.intervals(customer, day), key=lambda interval: interval[1])
-            readings.append({"value": str(round(watts * 1.15)), "date": local.strftime("%Y-%m-%d %H:%M:%S")})
+            value = self._value(day, round(watts * 1.15))
+            readings.append({"value": value, "date": local.strftime("%Y-%m-%d %H:%M:%S")})
         return readings

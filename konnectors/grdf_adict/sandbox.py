@@ -14,6 +14,16 @@
   GRDF's own sandbox does. Booleans are the strings "Vrai"/"Faux".
 - Days of the last 30 are ``Provisoire``, older ones ``Définitive``; ``finalize`` publishes a
   corrected final value. More than 2 calls in a second from one client: 429.
+- Billing periods (``donnees_consos_publiees``) follow the meter's readings, about a month apart
+  and not on calendar months; an answer holds the periods that lie whole inside the dates asked.
+- The Tiers Direct declaration needs, for the role ``AUTORISE_CONTRAT_FOURNITURE``, the
+  consumption perimeter ``perim_donnees_conso_debut``/``_fin`` (else 400) and answers, as ADICT
+  v1.9 does, ``{"code_statut_traitement", "message_retour_traitement", "id_droit_acces"}``.
+
+Shapes a real GRDF sends, switchable per test: ``pce_claim`` (``"pce_id"`` as in GRDF's Client
+Connect tokens, the Ecolyo konnector's documentation says), ``pending_state`` (``"À valider"``,
+accented), ``liste_acces`` (rights wrapped in ``{"liste_acces": [...]}``), ``null_gas_days``
+(``journee_gaziere: null``) and ``bad_energy`` (``energie`` null, non-numeric...).
 """
 
 from __future__ import annotations
@@ -51,6 +61,12 @@ class GrdfSandbox(Sandbox):
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._codes: dict[str, list[str]] = {}
         self._calls: list[float] = []
+        self.pce_claim = "pce"
+        self.pending_state = "A valider"
+        self.liste_acces = False
+        self.declarations: list[dict[str, Any]] = []
+        self.null_gas_days: set[tuple[str, date]] = set()
+        self.bad_energy: dict[tuple[str, date], Any] = {}
 
     def day(self) -> date:
         return self.today or date.today()
@@ -83,7 +99,7 @@ class GrdfSandbox(Sandbox):
             "sub": "holder@example.org",
             "iat": now,
             "exp": now + 3600,
-            "pce": pces,
+            self.pce_claim: pces,
         }
         id_token = jwt.encode(claims, self._key, "RS256", headers={"kid": "grdf-sandbox-key"})
         return {"access_token": self.issue_token(3600, scope="openid"), "id_token": id_token, "token_type": "Bearer"}
@@ -106,7 +122,7 @@ class GrdfSandbox(Sandbox):
     def accept(self, pce: str) -> None:
         """The holder accepts the e-mail GRDF sent them."""
         for right in self.rights.values():
-            if right["id_pce"] == pce and right["etat_droit_acces"] == "A valider":
+            if right["id_pce"] == pce and right["etat_droit_acces"] == self.pending_state:
                 right["etat_droit_acces"] = "Active"
 
     def finalize(self, pce: str, day: date, energy: float) -> None:
@@ -170,6 +186,8 @@ class GrdfSandbox(Sandbox):
     def rights_list(self, request: Request) -> Response:
         if refused := self._admit(request):
             return refused
+        if self.liste_acces:
+            return self._ndjson([{"liste_acces": list(self.rights.values())}, DONE])
         return self._ndjson([*self.rights.values(), DONE])
 
     @route("PUT", "/adict/v2/pce/{pce}/droit_acces")
@@ -185,12 +203,22 @@ class GrdfSandbox(Sandbox):
             "date_fin_droit_acces",
             "role_tiers",
         )
-        if any(not body.get(name) for name in required):
+        if body.get("role_tiers") == "AUTORISE_CONTRAT_FOURNITURE":
+            required += ("perim_donnees_conso_debut", "perim_donnees_conso_fin")
+        if missing := [name for name in required if not body.get(name)]:
             return self._ndjson(
-                [{"code_statut_traitement": "1001", "message_retour_traitement": "Champs manquants"}], 400
+                [{"code_statut_traitement": "1001", "message_retour_traitement": f"Champs manquants: {missing}"}], 400
             )
-        right = self._grant_right(request.params["pce"], "A valider", nom_titulaire=body["nom_titulaire"])
-        return self._ndjson([right])
+        right = self._grant_right(
+            request.params["pce"],
+            self.pending_state,
+            nom_titulaire=body["nom_titulaire"],
+            perim_donnees_conso_debut=body.get("perim_donnees_conso_debut"),
+            perim_donnees_conso_fin=body.get("perim_donnees_conso_fin"),
+        )
+        self.declarations.append(body)
+        answer = {"code_statut_traitement": "0000", "message_retour_traitement": "Demande d'accès créée"}
+        return self._ndjson([{**answer, "id_droit_acces": right["id_droit_acces"]}], 201)
 
     @route("PATCH", "/adict/v2/droit_acces/{right_id}")
     def revoke(self, request: Request) -> Response:
@@ -203,7 +231,7 @@ class GrdfSandbox(Sandbox):
         return self._ndjson([right])
 
     def _active(self, pce: str) -> bool:
-        return any(r["id_pce"] == pce and r["etat_droit_acces"] == "Active" for r in self.rights.values())
+        return any(r["id_pce"] == pce and r["etat_droit_acces"] in ("Active", "Actif") for r in self.rights.values())
 
     def _data_request(self, request: Request) -> tuple[str, date, date] | Response:
         """The PCE and period of a data request, or the refusal GRDF would answer."""
@@ -233,25 +261,32 @@ class GrdfSandbox(Sandbox):
         if isinstance(asked, Response):
             return asked
         pce, start, end = asked
-        records, month = [], date(start.year, start.month, 1)
-        while month <= end:
-            following = (month + timedelta(days=32)).replace(day=1)
-            if month >= start and following - timedelta(1) <= end:
-                energy = sum(self.energy(pce, month + timedelta(n)) for n in range((following - month).days))
-                records.append(
-                    {
-                        "pce": {"id_pce": pce},
-                        "consommation": {
-                            "date_debut_consommation": month.isoformat(),
-                            "date_fin_consommation": following.isoformat(),
-                            "energie": round(energy),
-                            "volume_brut": round(energy / 11.2, 2),
-                            "statut_conso": "Définitive",
-                        },
-                    }
-                )
-            month = following
+        records = []
+        for first, following in self.billing_periods(start, end):
+            energy = sum(self.energy(pce, first + timedelta(n)) for n in range((following - first).days))
+            records.append(
+                {
+                    "pce": {"id_pce": pce},
+                    "consommation": {
+                        "date_debut_consommation": first.isoformat(),
+                        "date_fin_consommation": following.isoformat(),
+                        "energie": round(energy),
+                        "volume_brut": round(energy / 11.2, 2),
+                        "statut_conso": "Définitive",
+                    },
+                }
+            )
         return self._ndjson(records)
+
+    def billing_periods(self, start: date, end: date) -> list[tuple[date, date]]:
+        """The meter's billing periods (first day, next reading's day) lying whole inside [start, end]."""
+        periods, first = [], date(2015, 1, 7)
+        while first <= end:
+            following = first + timedelta(28 + (first.toordinal() * 7 + self.seed) % 7)
+            if first >= start and following - timedelta(1) <= end:
+                periods.append((first, following))
+            first = following
+        return periods
 
     def energy(self, pce: str, day: date) -> float:
         """The gas day's energy in kWh: heating when cold, hot water all year."""
@@ -276,8 +311,8 @@ class GrdfSandbox(Sandbox):
             "consommation": {
                 "date_debut_consommation": start.isoformat(),
                 "date_fin_consommation": (start + timedelta(1)).isoformat(),
-                "journee_gaziere": day.isoformat(),
-                "energie": energy,
+                "journee_gaziere": None if (pce, day) in self.null_gas_days else day.isoformat(),
+                "energie": self.bad_energy.get((pce, day), energy),
                 "volume_brut": round(energy / 11.2, 2),
                 "coeff_calcul": {"coeff_conversion": 11.2},
                 "statut_conso": "Définitive" if final else "Provisoire",

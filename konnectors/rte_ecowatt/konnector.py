@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from framework import Chunk, Context, Documents, Konnector, LoginFailed, VendorDown
+from framework import Chunk, Context, Documents, Konnector, LoginFailed, PartialSync, VendorDown
 from framework.http import RetryPolicy, retry_after
 from framework.oauth import OAuthClient
+from framework.records import warn_skipped
 
 from . import signals
 
@@ -65,7 +66,11 @@ class Ecowatt(Konnector):
             raise VendorDown("RTE Ecowatt sent a body that is not JSON") from None
 
     def process(self, ctx: Context, payload: object) -> Documents:
-        days = signals.parse(payload)
+        parsed = signals.parse(payload)
+        warn_skipped(ctx.log, "RTE Ecowatt", parsed.skipped)
+        if parsed.signals and not parsed.days:
+            raise PartialSync("RTE Ecowatt sent no usable day (see the warnings): nothing was stored")
+        days = parsed.days
         return {
             DAYS: [signals.day_document(day) for day in days],
             PERIODS: [period for day in days for period in signals.periods(day)],

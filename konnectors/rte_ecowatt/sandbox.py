@@ -8,6 +8,8 @@
 - One call per 15 minutes per application, counted on both data paths: else 429, with a
   ``Retry-After`` (seconds left) unless ``retry_after_header`` is off.
 - ``revise(day, {pas: hvalue})`` changes a day's forecast and its generation time, as RTE does.
+- ``overrides[day]`` replaces fields of a day's signal, for answers a real RTE sends now and then
+  (a ``dvalue`` of 0 outside the documented 1–3, a null, a missing field).
 Time is the sandbox's own clock (``advance(seconds)`` moves it), so tests can pass 15 minutes.
 """
 
@@ -44,6 +46,7 @@ class EcowattSandbox(Sandbox):
         self._last_call: dict[str, float] = {}
         self._revisions: dict[date, dict[int, int]] = {}
         self._generated: dict[date, str] = {}
+        self.overrides: dict[date, dict[str, Any]] = {}
 
     def dev_config(self) -> dict[str, Any]:
         fields = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "base_url": self.url, "sandbox": False}
@@ -102,6 +105,7 @@ class EcowattSandbox(Sandbox):
             "dvalue": max(1, worst),
             "message": MESSAGES[max(1, worst)],
             "values": [{"pas": pas, "hvalue": level} for pas, level in values.items()],
+            **self.overrides.get(day, {}),
         }
 
     def _level(self, day: date, pas: int) -> int:

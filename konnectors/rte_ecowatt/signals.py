@@ -6,6 +6,9 @@ in no particular order; ``jour`` is local midnight with its offset; ``pas`` is
 the hour index from that midnight, so a DST day has 23 or 25 values (or fewer,
 when RTE has not published them all). ``hvalue``: 0 decarbonised production,
 1 normal, 2 tense (orange), 3 very tense (red).
+
+A value outside those ranges, or unreadable, is skipped with a warning naming it: the whole
+day for ``jour``/``dvalue``, the hour alone for ``pas``/``hvalue``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from framework import VendorDown
+from framework.records import BadRecord, Skipped, level
 
 PARIS = ZoneInfo("Europe/Paris")
 TENSE = 2
 DECARBONISED = 0
+DVALUES = (1, 2, 3)
+"""``dvalue``: 1 no alert (green), 2 tense (orange), 3 very tense (red)."""
+HVALUES = (0, 1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -36,24 +43,58 @@ class Day:
         return self.midnight.date()
 
 
-def parse(payload: Any) -> list[Day]:
-    """The days of an answer, sorted; a missing or malformed field is a clear ``VendorDown``."""
+@dataclass
+class Parsed:
+    """The usable days of an answer, and what was left out (each named in a warning)."""
+
+    days: list[Day]
+    skipped: list[Skipped]
+    signals: int
+    """How many day signals the answer held."""
+
+
+def parse(payload: Any) -> Parsed:
+    """The usable days of an answer, sorted; an answer without a ``signals`` list is ``VendorDown``.
+
+    A day whose ``jour`` or ``dvalue`` is unreadable or out of range (``dvalue`` 1–3) is skipped;
+    an hour whose ``pas`` or ``hvalue`` (0–3) is, is left out of its day.
+    """
+    found = payload.get("signals") if isinstance(payload, dict) else None
+    if not isinstance(found, list):
+        raise VendorDown("RTE Ecowatt sent signals in an unexpected shape (no 'signals' list)")
+    days, skipped = [], []
+    for signal in found:
+        try:
+            days.append(_day(signal, skipped))
+        except BadRecord as error:
+            jour = signal.get("jour", "?") if isinstance(signal, dict) else "?"
+            skipped.append(Skipped.of(str(jour)[:10], error))
+    return Parsed(sorted(days, key=lambda day: day.midnight), skipped, len(found))
+
+
+def _day(signal: Any, skipped: list[Skipped]) -> Day:
+    if not isinstance(signal, dict):
+        raise BadRecord("signal", signal, "is not an object")
     try:
-        signals = payload["signals"]
-        days = [_day(signal) for signal in signals]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise VendorDown(f"RTE Ecowatt sent signals in an unexpected shape ({type(exc).__name__}: {exc})") from None
-    return sorted(days, key=lambda day: day.midnight)
-
-
-def _day(signal: dict[str, Any]) -> Day:
-    midnight = datetime.fromisoformat(signal["jour"])
+        midnight = datetime.fromisoformat(str(signal.get("jour")))
+    except ValueError:
+        raise BadRecord("jour", signal.get("jour"), "is not a date-time") from None
     if midnight.utcoffset() is None:
         midnight = midnight.replace(tzinfo=PARIS)
-    hours = {int(value["pas"]): int(value["hvalue"]) for value in signal["values"]}
-    if any(not 0 <= level <= 3 for level in hours.values()) or not 1 <= int(signal["dvalue"]) <= 3:
-        raise ValueError(f"level out of range on {signal['jour']}")
-    return Day(midnight, int(signal["dvalue"]), str(signal.get("message", "")), str(signal["GenerationFichier"]), hours)
+    dvalue = level(signal, "dvalue", DVALUES)
+    values = signal.get("values")
+    if not isinstance(values, list):
+        raise BadRecord("values", values, "is not a list")
+    hours = {}
+    for value in values:
+        try:
+            pas = level(value, "pas", range(25))
+            hours[pas] = level(value, "hvalue", HVALUES)
+        except BadRecord as error:
+            when = f"{midnight.date()} pas {value.get('pas', '?') if isinstance(value, dict) else '?'}"
+            skipped.append(Skipped.of(when, error))
+    message, generated = str(signal.get("message") or ""), str(signal.get("GenerationFichier") or "")
+    return Day(midnight, dvalue, message, generated, hours)
 
 
 def hour_start(day: Day, pas: int) -> datetime:

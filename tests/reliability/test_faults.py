@@ -45,6 +45,12 @@ PROVIDER_FAULTS = [
         "schema change (missing field)",
         dict(status=200, body={"meter_reading": {"interval_reading": [{"value": "1"}]}}),
         1,
+        "UNKNOWN_ERROR.PARTIAL_SYNC",  # each reading is checked alone: none usable in the window asked
+    ),
+    (
+        "schema change (no meter_reading)",
+        dict(status=200, body={"reading": []}),
+        1,
         "VENDOR_DOWN",
     ),
     ("5xx that does not end", dict(status=502, body=b"", times=99), 1, "VENDOR_DOWN"),

@@ -45,8 +45,8 @@ def test_missing_days_are_reported_and_status_lines_skipped():
         {"consommation": None, "statut_restitution": {"code": "1000", "message": "Données non disponibles"}},
         {"code_statut_traitement": "0000"},
     ]
-    days, missing = consumption.day_documents(records, "GI1")
-    assert [(d["_id"], d["load"], d["volume"], d["status"]) for d in days] == [
+    parsed = consumption.day_documents(records, "GI1")
+    assert [(d["_id"], d["load"], d["volume"], d["status"]) for d in parsed.documents] == [
         ("GI1/2024-01-05", 61.0, 5.45, "Provisoire")
     ]
-    assert missing == ["1000 Données non disponibles"]
+    assert parsed.missing == ["1000 Données non disponibles"] and parsed.skipped == []

@@ -83,3 +83,12 @@ def test_the_plan_warns_when_the_accounts_do_not_fit_the_quota(fleet, db_prefix)
     fleet.account(f"{db_prefix}p3")
     full = fleet.cli("schedule", "--plan")
     assert "WARNING probe" in full.stdout and "12 calls a day" in full.stdout and "at most 3 accounts" in full.stdout
+
+
+def test_the_plan_of_the_built_in_enedis_manifest_matches_docs_scaling():
+    from framework.fleet.plan import plan
+
+    manifests = {m.slug: m for m in Registry.discover()}
+    accounts = [{"account_type": "enedis-dataconnect", "auth": {"client_id": "app"}}] * 70_000
+    (line,) = plan(accounts, manifests)
+    assert line.max_accounts == 60_000 and line.fits is False  # 10,000 calls/h, 4 calls a daily run

@@ -357,3 +357,9 @@ def test_a_refused_gateway_token_is_login_failed(cli, tmp_path, sge):
     configure(tmp_path, sge, apiToken="wrong-token")
     result = run(cli, "run", "enedis-sge")
     assert result.error_code == "LOGIN_FAILED" and "HTTP 401" in result.lines[-2]["message"]
+
+
+def test_an_address_longer_than_an_afnor_line_is_refused_before_any_request(cli, tmp_path, sge):
+    configure(tmp_path, sge, address="12 RUE DU DOCTEUR ALBERT SCHWEITZER PROLONGEE")
+    result = run(cli, "run", "enedis-sge")
+    assert result.status != 0 and "address" in result.output and sge.requests == []

@@ -44,6 +44,10 @@ class Konnector:
     series: ClassVar[tuple[Series, ...]] = ()
     dedup_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
 
+    offered: dict[str, int]
+    """Documents handed to ``store`` in this job, by doctype, written or found already stored:
+    told apart from what was written, it says why a run wrote nothing."""
+
     store_batch: ClassVar[int] = 5000
     """Documents gathered from consecutive chunks before one store: fewer, larger bulk writes."""
 
@@ -56,6 +60,7 @@ class Konnector:
         """
         pending: Documents = {}
         bookmark = None
+        self.offered: dict[str, int] = {}
         chunks = self.fetch(ctx)
         iterator = iter(chunks)
         try:
@@ -88,6 +93,8 @@ class Konnector:
 
     def _store_and_bookmark(self, ctx: Context, documents: Documents, bookmark: Any) -> None:
         self.store(ctx, documents)
+        for doctype, docs in documents.items():
+            self.offered[doctype] = self.offered.get(doctype, 0) + len(docs)
         if bookmark is not None:
             ctx.state["bookmark"] = bookmark
         ctx.save_state()

@@ -21,7 +21,7 @@ from . import bookmarks, dryrun
 from .accounts import Account, AccountStore
 from .context import Context
 from .crypto import SecretBox, load_key
-from .errors import CODES, ConfigurationError, KonnectorError
+from .errors import CODES, ConfigurationError, KonnectorError, StoreError
 from .handles import accounts_handle, store_handle
 from .logs import get_logger
 from .manifest import Manifest, read_json
@@ -171,6 +171,7 @@ def run(
     log = get_logger(spec.slug)
     started = time.monotonic()
     result = JobResult()
+    ctx: Context | None = None
     try:
         ctx, konnector = prepare(spec, manifest, redactor, log, started)
         ctx.progress = progress
@@ -191,6 +192,7 @@ def run(
             if spec.dry_run:
                 result.dry_run = dryrun.attach(ctx, konnector)
             konnector.start(ctx)
+            ctx.state[LAST_RUN] = _last_run(ctx, konnector)
             ctx.save_state()
             done = _summary(ctx.written, time.monotonic() - started)
             log.info(f"dry run {done.partition(':')[0]}: nothing written" if spec.dry_run else done)
@@ -201,7 +203,31 @@ def run(
         result.error = KonnectorError()
     if result.error is not None:
         report_failure(log, result.error)
+        _remember_failure(ctx, result.error, spec)
     return result
+
+
+LAST_RUN = "last_run"
+"""Account state key: when the last run ended and how (a report says why a run wrote nothing)."""
+
+
+def _last_run(ctx: Context, konnector: Any) -> dict[str, Any]:
+    return {
+        "at": ctx.now().isoformat(timespec="seconds"),
+        "written": sum(ctx.written.values()),
+        "offered": sum(getattr(konnector, "offered", {}).values()),
+    }
+
+
+def _remember_failure(ctx: Context | None, error: KonnectorError, spec: JobSpec) -> None:
+    """Best effort: the failed run's code in the state (a store failure cannot be remembered in the store)."""
+    if ctx is None or spec.dry_run or spec.check or spec.delete or isinstance(error, StoreError):
+        return
+    ctx.state[LAST_RUN] = {"at": ctx.now().isoformat(timespec="seconds"), "error": error.code}
+    try:
+        ctx.save_state()
+    except Exception as failure:
+        ctx.log.debug(f"could not remember the failure in the account state: {failure}")
 
 
 def serve(spec: JobSpec, manifest: Manifest, redactor: Redactor, options: ServeOptions) -> int:

@@ -14,6 +14,11 @@ LEVEL_COLORS = {0: "#2f9e44", 1: "#d3f9d8", 2: "#f59f00", 3: "#e03131"}
 
 
 def _figure(title: str, body: str, points: int, legend: str = "", height: int = HEIGHT) -> str:
+    if not points:
+        body = (
+            f'<text class="no-data" x="{WIDTH / 2:.0f}" y="{height / 2:.0f}" font-size="18" fill="#888" '
+            'text-anchor="middle">no data yet: run the konnector that collects it</text>'
+        )
     return (
         f'<figure class="chart" data-points="{points}"><figcaption>{escape(title)}</figcaption>'
         f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">{body}</svg>'
@@ -26,16 +31,23 @@ def _scale(values: list[float]) -> float:
     return (HEIGHT - 2 * PAD) / top if top else 0.0
 
 
-def _axis(top_label: str, first: str, last: str) -> str:
+def _axis(top_label: str, first: str, last: str, x_label: str, y_label: str) -> str:
+    """The baseline, its first and last labels, the top value, and both axis titles (with units)."""
+    middle, height = WIDTH / 2, HEIGHT - 2 * PAD
     return (
         f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
+        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
         f'<text x="{PAD}" y="{PAD - 8}" font-size="12">{escape(top_label)}</text>'
         f'<text x="{PAD}" y="{HEIGHT - 10}" font-size="12">{escape(first)}</text>'
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 10}" font-size="12" text-anchor="end">{escape(last)}</text>'
+        f'<text class="x-label" x="{middle:.0f}" y="{HEIGHT - 10}" font-size="12" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+        f'<text class="y-label" x="14" y="{PAD + height / 2:.0f}" font-size="12" text-anchor="middle" '
+        f'transform="rotate(-90 14 {PAD + height / 2:.0f})">{escape(y_label)}</text>'
     )
 
 
-def bars(title: str, series: dict[str, list[tuple[str, float]]], unit: str) -> str:
+def bars(title: str, series: dict[str, list[tuple[str, float]]], unit: str, x_label: str = "date") -> str:
     """Grouped bars: ``{series name: [(label, value)]}``; labels shared by position."""
     series = {name: points for name, points in series.items() if points}
     labels = sorted({label for points in series.values() for label, _ in points})
@@ -58,10 +70,13 @@ def bars(title: str, series: dict[str, list[tuple[str, float]]], unit: str) -> s
                 )
     top = max(v for points in series.values() for _, v in points)
     legend = _legend(series)
-    return _figure(title, _axis(f"{top:.1f} {unit}", labels[0], labels[-1]) + "".join(shapes), len(shapes), legend)
+    axis = _axis(f"{top:.1f} {unit}", labels[0], labels[-1], x_label, f"energy ({unit})")
+    return _figure(title, axis + "".join(shapes), len(shapes), legend)
 
 
-def line(title: str, series: dict[str, list[tuple[str, float]]], unit: str) -> str:
+def line(
+    title: str, series: dict[str, list[tuple[str, float]]], unit: str, x_label: str = "time", y_label: str = ""
+) -> str:
     """Lines over shared, sorted labels (one per point); each series scaled to its own range."""
     series = {name: points for name, points in series.items() if points}
     labels = sorted({label for points in series.values() for label, _ in points})
@@ -82,13 +97,16 @@ def line(title: str, series: dict[str, list[tuple[str, float]]], unit: str) -> s
             f'points="{coordinates}"><title>{escape(name)}: {low:.1f} to {high:.1f}</title></polyline>'
         )
         count += len(points)
-    return _figure(title, _axis(unit, labels[0], labels[-1]) + "".join(paths), count, _legend(series))
+    axis = _axis(unit, labels[0], labels[-1], x_label, y_label or unit)
+    return _figure(title, axis + "".join(paths), count, _legend(series))
 
 
 def calendar(title: str, days: list[tuple[str, list[int]]], notes: list[str]) -> str:
     """Days in rows, hours in columns, coloured by Ecowatt level; ``notes`` listed below."""
     cell_w, cell_h = (WIDTH - 2 * PAD - 90) / 25, 22
-    shapes = []
+    shapes = [
+        f'<text class="x-label" x="{PAD + 90}" y="{PAD - 8}" font-size="12">hour of day, 0 to 23 (local time) →</text>'
+    ]
     for row, (day, levels) in enumerate(days):
         y = PAD + row * (cell_h + 4)
         shapes.append(f'<text x="{PAD}" y="{y + 15}" font-size="12">{escape(day)}</text>')

@@ -8,6 +8,7 @@ stops every server it started, also on Ctrl-C. Run it again: it resumes from eac
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -21,6 +22,7 @@ import click
 import trustme
 
 from framework import logs, runner
+from framework.accounts import DOCTYPE as ACCOUNTS
 from framework.accounts import AccountStore
 from framework.crypto import SecretBox, load_key
 from framework.redact import Redactor
@@ -35,6 +37,7 @@ from konnectors.greenbutton.pge_sandbox import PgeSandbox
 from konnectors.meteofrance_obs.sandbox import MeteoFranceSandbox
 from konnectors.rte_ecowatt.sandbox import EcowattSandbox
 
+from . import status
 from .report import render
 
 SAMPLE = Path(__file__).resolve().parents[1] / "greenbutton" / "samples" / "household-2025-02-01-59d.xml"
@@ -92,7 +95,7 @@ def demo(data_dir: Path) -> None:
         for step in _shown(servers, STEPS):
             outcomes.append(_run(step, registry, data_dir, servers))
     store = DocumentStore(SqliteBackend(data_dir / "store.sqlite3"))
-    _summary(outcomes, store)
+    _summary(outcomes, store, registry)
     report = data_dir / "report.html"
     report.write_text(render(store), encoding="utf-8")
     click.echo(f"\nreport: {report}\nlogs:   {log_file}")
@@ -113,6 +116,7 @@ def _run(step: Step, registry: Registry, data_dir: Path, servers: contextlib.Exi
     if step.sandbox is not None:
         sandbox = servers.enter_context(step.sandbox())
         config = sandbox.dev_config()
+        _remembered_consents(sandbox, data_dir)
     spec = runner.JobSpec(
         slug=step.slug,
         account_id=f"{step.slug}-demo",
@@ -127,6 +131,7 @@ def _run(step: Step, registry: Registry, data_dir: Path, servers: contextlib.Exi
         if isinstance(sandbox, EnergyIdSandbox) and result.error is not None:
             sandbox.claim(_claim_code(spec, data_dir))
             result = runner.run(spec, manifest, Redactor())
+    _keep_consents(sandbox, data_dir)
     for doctype, count in handled.items():
         result.written[doctype] = result.written.get(doctype, 0) + count
     return Outcome(step, result, time.monotonic() - started)
@@ -164,6 +169,24 @@ def _receiver(spec: runner.JobSpec, manifest, sandbox, servers) -> Iterator[dict
         time.sleep(0.1)
 
 
+def _remembered_consents(sandbox: Sandbox, data_dir: Path) -> None:
+    """The SGE operator's back-office outlives a demo: its consents are kept in the data directory.
+
+    Each demo starts fresh sandboxes, but the konnector's state names the consent it recorded
+    last time; a real back-office would still hold it, so the demo's does too.
+    """
+    if not isinstance(sandbox, SgeSandbox):
+        return
+    saved = data_dir / "sge-backoffice.json"
+    if saved.exists():
+        sandbox.consents.update(json.loads(saved.read_text(encoding="utf-8")))
+
+
+def _keep_consents(sandbox: Sandbox | None, data_dir: Path) -> None:
+    if isinstance(sandbox, SgeSandbox):
+        (data_dir / "sge-backoffice.json").write_text(json.dumps(sandbox.consents), encoding="utf-8")
+
+
 def _claim_code(spec: runner.JobSpec, data_dir: Path) -> str:
     """The code the EnergyID sink saved in its state, as a person would read it in a platform UI."""
     store = DocumentStore(SqliteBackend(data_dir / "store.sqlite3"))
@@ -171,7 +194,7 @@ def _claim_code(spec: runner.JobSpec, data_dir: Path) -> str:
     return account.state["claim"]["code"]
 
 
-def _summary(outcomes: list[Outcome], store: DocumentStore) -> None:
+def _summary(outcomes: list[Outcome], store: DocumentStore, registry: Registry) -> None:
     rows = [("KONNECTOR", "STATUS", "WRITTEN", "PERIOD", "TOTALS", "TIME")]
     for outcome in outcomes:
         result = outcome.result
@@ -185,6 +208,16 @@ def _summary(outcomes: list[Outcome], store: DocumentStore) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     if all(not outcome.result.written for outcome in outcomes):
         click.echo("\nnothing re-written: every konnector resumed from its bookmark")
+    notes = [_why(outcome.step.slug, store, registry) for outcome in outcomes if not outcome.result.written]
+    if notes:
+        click.echo("\nwhy nothing new:")
+        for slug, sentence in notes:
+            click.echo(f"  {slug}: {sentence}")
+
+
+def _why(slug: str, store: DocumentStore, registry: Registry) -> tuple[str, str]:
+    account = store.get(ACCOUNTS, f"{slug}-demo") or {}
+    return slug, status.explain(slug, account.get("data") or {}, store, registry.get(slug).doctypes)
 
 
 def _coverage(step: Step, store: DocumentStore) -> tuple[str, str]:

@@ -11,9 +11,10 @@ import click
 
 from framework import runner
 from framework.cli import open_store
+from framework.registry import Registry
 from framework.store import DocumentStore
 
-from . import charts
+from . import charts, status
 
 ELECTRICITY = ("com.grandlyon.enedis", "org.greenbutton.electricity")
 GAS = ("com.grandlyon.grdf", "org.greenbutton.gas")
@@ -56,11 +57,13 @@ def render(store: DocumentStore) -> str:
                 "gas": _last(_by_date(store, _with_data(store, GAS, "month"), length=7), 24),
             },
             "kWh",
+            "month",
         ),
-        charts.line("Load curve, last 7 days", {"curve": _curve(store)}, "kWh per interval"),
+        charts.line("Load curve, last 7 days", {"curve": _curve(store)}, "kWh per interval", "local time"),
         _ecowatt(store),
         _temperature(store),
     ]
+    sections.insert(0, _konnectors(store))
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Konnectors report</title>'
@@ -96,7 +99,7 @@ def _temperature(store: DocumentStore) -> str:
         "temperature": [(h, temperature[h]) for h in hours if h in overlap],
         "electricity": [(h, electricity[h]) for h in overlap if h in electricity],
     }
-    return charts.line("Temperature beside consumption, by hour", series, "°C / kWh")
+    return charts.line("Temperature beside consumption, by hour", series, "°C / kWh", "hour")
 
 
 def _ecowatt(store: DocumentStore) -> str:
@@ -106,6 +109,18 @@ def _ecowatt(store: DocumentStore) -> str:
         for p in store.id_range("fr.rte.ecowatt.period")
     ]
     return charts.calendar("Ecowatt: grid tension and decarbonised hours", days[-7:], notes[-12:])
+
+
+def _konnectors(store: DocumentStore) -> str:
+    """A line per konnector account: what its last run did, and why nothing when nothing."""
+    registry = {manifest.slug: manifest for manifest in Registry.discover()}
+    items = []
+    for slug, account_id, state in status.accounts(store):
+        doctypes = registry[slug].doctypes if slug in registry else frozenset()
+        sentence = status.explain(slug, state, store, doctypes)
+        items.append(f"<li><b>{escape(slug)}</b> ({escape(account_id)}): {escape(sentence)}</li>")
+    body = "".join(items) or '<li class="empty">no konnector has run on this store yet</li>'
+    return f'<section class="konnectors"><h2>Konnectors</h2><ul>{body}</ul></section>'
 
 
 @click.command()

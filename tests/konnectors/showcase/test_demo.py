@@ -45,12 +45,23 @@ def test_first_demo_runs_every_konnector_and_writes_the_report(demo):
         assert row.split()[1] == "ok", row
         assert "nothing new" not in row, row
     assert (work / "data" / "report.html").is_file() and "report: data/report.html" in first.stdout
+    sge = next(line for line in first.stdout.splitlines() if line.startswith("enedis-sge "))
+    assert sge.split()[1] == "ok" and "nothing new" in sge
+    explained = r"\n  enedis-sge: nothing new: the [\d,]+ documents fetched were already stored, written first by"
+    assert re.search(explained + " enedis-dataconnect\n", first.stdout), first.stdout
 
 
 def test_second_demo_is_incremental_and_says_so(demo):
     _, _, second = demo
     assert second.status == 0, second.output
     assert "nothing re-written: every konnector resumed from its bookmark" in second.stdout
+    rows = [line.split() for line in second.stdout.splitlines() if line.split()[:1] in ([s] for s in SLUGS)]
+    assert rows and all(row[1] == "ok" for row in rows), second.stdout
+    why = second.stdout.partition("why nothing new:\n")[2].splitlines()
+    reasons = dict(line.strip().split(": ", 1) for line in why if line.startswith("  "))
+    assert set(reasons) == {*SLUGS, "enedis-sge"}
+    assert reasons["rte-ecowatt"].startswith("nothing new: the provider's quota is used up")
+    assert reasons["greenbutton-file"].startswith("nothing new: already up to date")
 
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson", "csv", "cozy"])
@@ -146,6 +157,7 @@ def test_report_renders_every_chart_with_data_in_chromium(demo, tmp_path):
     html = report.read_text()
     points = [int(n) for n in re.findall(r'data-points="(\d+)"', html)]
     assert len(points) == 5 and all(n > 0 for n in points), points
+    assert "no data yet" not in html and "energy (kWh)" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
     screenshot = tmp_path / "report.png"
     browser = subprocess.run(

@@ -94,14 +94,59 @@ def from_document(doc: Doc, box: SecretBox) -> Account:
     )
 
 
+_MISSING = object()
+PLATFORM_WINS = ("auth", "oauth", "secrets", "extra")
+"""Parts of an account where, when the job and the platform both changed a key, the platform's
+value is kept (a new password, a refreshed token, a renamed account); in ``state`` the job's wins."""
+PARTS = ("auth", "state", "secrets", "oauth", "extra")
+
+
+def _snapshot(account: Account) -> dict[str, dict[str, Any]]:
+    """A deep copy of the account's parts, as a base for a three-way merge."""
+    return json.loads(json.dumps({part: dict(getattr(account, part)) for part in PARTS}, default=str))
+
+
+def _merge_part(base: dict, ours: dict, theirs: dict, ours_win: bool) -> dict:
+    """Three-way merge of one part: keys the job did not change keep the stored value."""
+    merged = dict(theirs)
+    for key in set(base) | set(ours):
+        mine = ours.get(key, _MISSING)
+        if mine == base.get(key, _MISSING):
+            continue
+        if not ours_win and theirs.get(key, _MISSING) != base.get(key, _MISSING):
+            continue
+        if mine is _MISSING:
+            merged.pop(key, None)
+        else:
+            merged[key] = mine
+    return merged
+
+
+def merge_accounts(base: dict[str, dict[str, Any]], ours: Account, theirs: Account) -> Account:
+    """The latest stored account (``theirs``) with the changes the job made since ``base``."""
+    merged = {
+        part: _merge_part(base[part], getattr(ours, part), getattr(theirs, part), part not in PLATFORM_WINS)
+        for part in PARTS
+    }
+    return Account(ours.id, theirs.slug or ours.slug, rev=theirs.rev, **merged)
+
+
 class AccountStore:
-    """Reads and writes accounts, encrypting secrets; state writes never lose a key."""
+    """Reads and writes accounts, encrypting secrets.
+
+    A save is a merge on the latest revision: when the platform changed the account during the
+    job (a new password, refreshed tokens), the stored document is read again and only the
+    keys the job changed since it read the account are written over it; where both changed a
+    key of ``auth``, ``oauth``, the secrets or other fields, the platform's value wins.
+    """
 
     def __init__(self, store: DocumentStore, box: SecretBox) -> None:
         self.store = store
         self.box = box
         self._last_saved: dict[str, tuple[str | None, str]] = {}
         """Account id -> (rev, content) as last read or written: unchanged accounts are not rewritten."""
+        self._base: dict[str, dict[str, dict[str, Any]]] = {}
+        """Account id -> its parts as last read or written: the base of the merge on conflict."""
 
     def load(self, account_id: str, rev: str | None = None) -> Account:
         if rev:
@@ -117,11 +162,24 @@ class AccountStore:
         return self._remember(self.decode(doc)) if doc else None
 
     def save(self, account: Account, secret_fields: frozenset[str]) -> None:
-        """Write the account if it changed; on conflict, merge our state keys over the stored ones."""
+        """Write the account if it changed; on conflict, merge the job's changes into the stored one.
+
+        After a merge, ``account`` holds the merged values, so the job goes on with the
+        platform's edits and a later save does not revert them.
+        """
         if self._last_saved.get(account.id) == (account.rev, _content(account)):
             return
-        doc = self.encode(account, secret_fields)
-        saved = self.store.save(DOCTYPE, [doc], merge=self._merge_state)
+        base = self._base.get(account.id) or {part: {} for part in PARTS}
+        merged: list[Account] = []
+
+        def merge(stored: Doc, wanted: Doc) -> Doc:
+            latest = merge_accounts(base, account, self.decode(stored))
+            merged[:] = [latest]
+            return {**self.encode(latest, secret_fields), "_rev": stored["_rev"]}
+
+        saved = self.store.save(DOCTYPE, [self.encode(account, secret_fields)], merge=merge)
+        if merged:
+            _adopt(account, merged[-1])
         account.rev = saved[0]["_rev"]
         self._remember(account)
 
@@ -134,14 +192,18 @@ class AccountStore:
 
     def _remember(self, account: Account) -> Account:
         self._last_saved[account.id] = (account.rev, _content(account))
+        self._base[account.id] = _snapshot(account)
         return account
-
-    @staticmethod
-    def _merge_state(stored: Doc, wanted: Doc) -> Doc:
-        data = {**(stored.get("data") or {}), **(wanted.get("data") or {})}
-        return {**stored, **wanted, "data": data, "_rev": stored["_rev"]}
 
     def delete(self, account: Account) -> None:
         doc = self.store.get(DOCTYPE, account.id)
         if doc is not None:
             self.store.delete(DOCTYPE, [doc])
+
+
+def _adopt(account: Account, merged: Account) -> None:
+    """Give ``account`` the merged values in place (``secrets`` may be a redacting dict: kept as is)."""
+    for part in PARTS:
+        target = getattr(account, part)
+        target.clear()
+        target.update(getattr(merged, part))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 from framework.accounts import Account, AccountStore
@@ -14,6 +15,10 @@ from framework.manifest import Manifest
 from framework.redact import Redactor
 from framework.runner import permissions_of
 from framework.store import Backend, DocumentStore, Writer
+
+_KEYS: weakref.WeakKeyDictionary[Backend, str] = weakref.WeakKeyDictionary()
+"""One secret key per backend, as one installation has one: contexts made on the same store can
+read each other's sealed secrets (an account saved again is merged, so it must be decrypted)."""
 
 
 def make_context(
@@ -28,7 +33,7 @@ def make_context(
     """A context as the runner builds it: validated fields, saved account, scoped store."""
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=account_id)
     root = DocumentStore(backend, writer)
-    accounts = AccountStore(root, SecretBox(new_key()))
+    accounts = AccountStore(root, SecretBox(_KEYS.setdefault(backend, new_key())))
     account = Account(account_id, manifest.slug, auth=dict(fields))
     accounts.save(account, manifest.secret_fields())
     redactor = Redactor()

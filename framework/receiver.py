@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import Context
 from .errors import ConfigurationError, KonnectorError
+from .http import hook_from_environment
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -46,6 +47,9 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 """Refused bodies up to this size are read and dropped before answering; larger ones are cut off."""
 HEADER_LIMIT = 16 * 1024
 """Request line and headers larger than this are refused by h11 (431/400)."""
+STORED_HOOK_ENV = "KONNECTOR_NOTIFIED_HOOK"
+"""``module:function`` called with the job's context after a notification is stored (fleet mode:
+``framework.fleet.notify:enqueue`` queues a job for the account, handled by any worker)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class Receiver:
         self._check_options()
         self.lock = threading.Lock()
         """One thread at a time touches the job's context and store."""
+        self.on_stored = hook_from_environment(STORED_HOOK_ENV)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.tls = self._tls() if options.certfile else None
@@ -225,6 +230,11 @@ class Receiver:
                 return 500, "internal error"
         self.ctx.log.info(f"notification {notification} stored")
         self.wake.set()
+        if self.on_stored:
+            try:
+                self.on_stored(self.ctx)
+            except KonnectorError as error:  # stored all the same: the account's next run handles it
+                self.ctx.log.warning(f"notification {notification} stored, not handed on: {error.message}")
         return 200, "stored"
 
     def _work(self) -> None:

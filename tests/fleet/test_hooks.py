@@ -47,3 +47,13 @@ def test_the_fence_named_by_the_environment_stops_state_writes(context, monkeypa
     with pytest.raises(KonnectorError, match="lost its account's lease"):
         fenced.save_state()
     assert fenced.accounts.load(fenced.account.id).state["bookmark"] == "before"
+
+
+def test_fleet_commands_without_their_settings_say_what_is_missing_in_one_line(tmp_path):
+    from framework.testing.runner import run_cli
+
+    for command in (["worker"], ["schedule"], ["jobs"], ["enqueue", "probe", "--account", "a"]):
+        done = run_cli(*command, env={"KONNECTOR_FLEET_REDIS": "", "COUCHDB_URL": ""}, cwd=tmp_path)
+        assert done.status == 1 and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "KONNECTOR_FLEET_REDIS" in run_cli("worker", env={"KONNECTOR_FLEET_REDIS": ""}, cwd=tmp_path).stderr

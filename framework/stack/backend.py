@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from ..errors import StoreError
 from ..store.backend import Doc, db_name
-from ..store.couchdb import CouchBackend
+from ..store.couchdb import CouchBackend, sortable
 from ..store.documents import BATCH_SIZE
 from .client import StackClient
 
@@ -90,7 +90,7 @@ class StackBackend(CouchBackend):
         found: list[Doc] = []
         bookmark = None
         while len(found) < limit:
-            query: Doc = {"selector": selector, "limit": min(limit - len(found), MAX_FIND_LIMIT)}
+            query: Doc = {"selector": sortable(selector, sort), "limit": min(limit - len(found), MAX_FIND_LIMIT)}
             if sort:
                 query["sort"] = [{field: "asc"} for field in sort]
             if bookmark:

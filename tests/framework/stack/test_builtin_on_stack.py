@@ -3,7 +3,8 @@
 Each konnector runs against a fresh copy of its sandbox twice, with the same clock: once on
 CouchDB (self-hosted mode), once with its account in the stack double and every store
 operation through the stack's data API (the manifest installed as ``konnector build`` writes
-it). The documents must be equal, bookkeeping aside. Then the account is deleted as the stack
+it). The documents must be equal, bookkeeping aside (pge-smd's run asks PG&E for data and waits
+for its notification, on both). Then the account is deleted as the stack
 deletes it and ``on_delete_account`` runs reading the deleted revision.
 """
 
@@ -53,7 +54,7 @@ def run_with_claim(spec, manifest, sandbox, state_of):
     return result
 
 
-@pytest.mark.parametrize("step", [s for s in STEPS if s.slug != "pge-smd"], ids=lambda s: s.slug)
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: s.slug)
 def test_builtin_konnector_writes_the_same_documents_through_the_stack(
     step, stack_double, couchdb_url, db_prefix, tmp_path
 ):
@@ -103,7 +104,9 @@ def test_builtin_konnector_writes_the_same_documents_through_the_stack(
             expected = comparable(couch.id_range(doctype, "", HIGH_KEY))
             assert comparable(stack_double.all_docs(doctype)) == expected, doctype
             written += len(expected)
-        assert written > 0 or step.slug == "energyid-webhook"
+        # the EnergyID sink writes nothing here; pge-smd's data comes after PG&E's notification (XML, which
+        # the stack does not pass to a webhook job: docs/cozy-stack.md), so a plain run asks and waits
+        assert written > 0 or step.slug in ("energyid-webhook", "pge-smd")
         bookmark = couch_state().get("bookmark")
         assert stack_state().get("bookmark") == bookmark
 

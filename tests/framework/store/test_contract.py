@@ -181,6 +181,12 @@ def test_find_needs_a_limit_and_honours_it(store):
         store.find(DOCTYPE, {"n": 1})  # type: ignore[call-arg]
 
 
+def test_find_sorts_on_a_field_the_selector_does_not_name(store):
+    store.save(DOCTYPE, [{"_id": i, "status": "pending", "at": at} for i, at in (("a", "2"), ("b", "1"))])
+    store.save(DOCTYPE, [{"_id": "c", "status": "done", "at": "0"}])
+    assert [d["_id"] for d in store.find(DOCTYPE, {"status": "pending"}, limit=10, sort=["at"])] == ["b", "a"]
+
+
 def test_find_supports_in_exists_and_or(store):
     store.save(DOCTYPE, [{"_id": "a", "n": 1}, {"_id": "b", "n": 2, "tag": "t"}, {"_id": "c", "n": 3}])
     store.ensure_index(DOCTYPE, ["n"])

@@ -9,6 +9,7 @@ Each ends with exactly one consent at the sandbox's back-office, bound to the on
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,13 +106,24 @@ def test_an_sgt500_in_the_flow_then_a_rerun_leaves_one_consent(tmp_path, sge, op
 
 
 def test_two_concurrent_first_runs_leave_one_consent(tmp_path, sge):
-    sge.latency = 0.05  # both runs are inside the flow at the same time
+    """Both runs look the consent up before either creates it (a barrier in the sandbox holds the
+    first lookup until the second arrives): both POST, the back-office keeps one, the other run
+    finds it."""
+    both_looked, held = threading.Barrier(2), []
+
+    def hold_lookups(request) -> None:
+        if request.method == "GET" and request.path.endswith("/consent") and len(held) < 2:
+            held.append(request)
+            both_looked.wait(timeout=30)
+
+    sge.on_request = hold_lookups
     first, second = start(tmp_path, sge), start(tmp_path, sge)
     statuses = [finish(first), finish(second)]
+    sge.on_request = None
     assert 0 in statuses
     if statuses != [0, 0]:  # the one that lost a race on the account re-runs cleanly
         assert finish(start(tmp_path, sge)) == 0
-    assert len([r for r in sge.requests if r.path.endswith("/consent") and r.method == "POST"]) >= 1
+    assert len([r for r in sge.requests if r.path.endswith("/consent") and r.method == "POST"]) == 2
     assert_one_consent_bound_to_the_collection(sge)
     assert finish(start(tmp_path, sge, "delete-account")) == 0
     assert [c["status"] for c in sge.consents.values()] == ["closed"]

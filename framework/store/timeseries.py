@@ -21,7 +21,7 @@ from __future__ import annotations
 import calendar
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -138,6 +138,11 @@ class Rollup:
     rules: dict[str, tuple[str, str]]
     copy: tuple[str, ...] = ("unit",)
     """Fields copied from the sources when they all agree (``unit``)."""
+    expected: Callable[[str], int] | None = None
+    """How many sources a complete target period (given its id) has, where the calendar alone
+    cannot say (the hours of a local day: 23, 24 or 25); fewer makes it ``partial``."""
+    count: str | None = None
+    """A field holding the number of sources (``hours``), so a partial period says how partial."""
 
 
 @dataclass(frozen=True)
@@ -307,7 +312,9 @@ def _combine(period: str, rollup: Rollup, sources: list[Doc]) -> Doc | None:
     )
     if "meter" in first:
         doc["meter"] = first["meter"]
-    expected = _expected_sources(period, level, rollup.source)
+    if rollup.count:
+        doc[rollup.count] = len(sources)
+    expected = rollup.expected(period) if rollup.expected else _expected_sources(period, level, rollup.source)
     if (expected and len(sources) < expected) or any(s.get("partial") for s in sources):
         doc["partial"] = True
     return doc

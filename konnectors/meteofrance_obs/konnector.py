@@ -14,6 +14,7 @@ from typing import Any
 from framework import Chunk, Context, Documents, Konnector, LoginFailed, VendorDown
 from framework.http import ProviderSession, RateLimiter
 from framework.oauth import OAuthClient
+from framework.records import Skipped, warn_skipped
 from framework.safexml import UnsafeXml, parse
 
 from . import observations
@@ -47,12 +48,16 @@ class MeteoFranceObservations(Konnector):
             found = api.get_json(
                 HOURLY, {"id_station": station, "date": f"{hour:%Y-%m-%dT%H:00:00Z}", "format": "json"}
             )
-            if found:
+            if not isinstance(found, list):
+                raise VendorDown("Météo-France sent observations that are not a list")
+            documents, skipped = observations.hour_documents(found, station)
+            if documents:
                 if empty:
                     ctx.log.warning(f"no observation published for {', '.join(empty)} UTC at station {station}")
                     empty = []
-                yield Chunk({"station": station, "observations": found}, bookmark=hour.isoformat())
-            else:
+                yield Chunk((station, documents, skipped), bookmark=hour.isoformat())
+            else:  # nothing usable yet: the bookmark stays before this hour, the next run asks again
+                warn_skipped(ctx.log, f"Météo-France station {station}", skipped)
                 empty.append(f"{hour:%Y-%m-%d %H:00}")
             hour += timedelta(hours=1)
         if empty:
@@ -73,12 +78,10 @@ class MeteoFranceObservations(Konnector):
         ctx.state["station"] = {"id": found.id, "name": found.name, "for": wanted}
         return found.id
 
-    def process(self, ctx: Context, raw: dict[str, Any]) -> Documents:
-        station = raw["station"]
-        if not isinstance(raw["observations"], list):
-            raise VendorDown("Météo-France sent observations that are not a list")
-        mine = [o for o in raw["observations"] if str(o.get("geo_id_insee", station)) == station]
-        return {observations.HOURS: [observations.hour_document(o, station) for o in mine]}
+    def process(self, ctx: Context, raw: tuple[str, list[dict[str, Any]], list[Skipped]]) -> Documents:
+        station, documents, skipped = raw
+        warn_skipped(ctx.log, f"Météo-France station {station}", skipped)
+        return {observations.HOURS: documents}
 
 
 class _Api:

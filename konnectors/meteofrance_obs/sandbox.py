@@ -9,6 +9,10 @@
   with nulls for what the station does not measure. Hours older than 24 h, in the future, or of
   an unknown station: 200 with ``[]``. A malformed parameter: 400 with a WSO2 ``am:fault``.
 - 50 requests a minute per application: else 429 with ``Retry-After``. Not subscribed: 403.
+
+``overrides[hour]`` replaces fields of that hour's observation, for payloads a real feed sends now
+and then: a value as a string, a bare ``NaN`` token (Python's JSON writes one for a float NaN),
+a null ``validity_time``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class MeteoFranceSandbox(Sandbox):
         self.subscribed = {API_KEY, CLIENT_ID}
         self.missing: set[datetime] = set()
         """Hours (UTC) for which no observation is published."""
+        self.overrides: dict[datetime, dict[str, Any]] = {}
         self._current_token: dict[str, str] = {}
         self._calls: dict[str, list[float]] = {}
 
@@ -169,4 +174,5 @@ class MeteoFranceSandbox(Sandbox):
             "ray_glo01": rng.randint(0, 2_000_000) if sunny else None,
             "vv": None,
             "etat_sol": None,
+            **self.overrides.get(when, {}),
         }

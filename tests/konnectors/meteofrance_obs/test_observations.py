@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from framework import VendorDown
+from framework.records import BadRecord
 from konnectors.meteofrance_obs import observations
 
 
@@ -40,6 +41,15 @@ def test_station_list_by_column_name_and_nearest():
         observations.parse_stations("a;b\n1;2\n")
 
 
-def test_observation_without_time_is_vendor_down():
-    with pytest.raises(VendorDown, match="validity_time"):
+def test_observation_without_time_is_a_bad_record_and_bad_fields_are_left_out():
+    with pytest.raises(BadRecord, match="validity_time"):
         observations.hour_document({"t": 280.0}, "75114001")
+    found = [{"validity_time": "2024-07-01T12:00:00Z", "t": "NaN", "u": True, "rr1": 0.2}, {"t": 280.0}]
+    documents, skipped = observations.hour_documents(found, "75114001")
+    [doc] = documents
+    assert "temperature" not in doc and "humidity" not in doc and doc["rain"] == 0.2
+    assert [(s.field, s.reason) for s in skipped] == [
+        ("t", "is not a finite number"),
+        ("u", "is not a number"),
+        ("validity_time", "is not a date-time"),
+    ]

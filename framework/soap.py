@@ -4,7 +4,9 @@ The client sends through a :class:`~framework.http.ProviderSession`, so SOAP
 calls get the same timeouts, retries, rate limit, mutual TLS and redacted
 logging as REST calls. Answers are parsed with DTDs and entities forbidden.
 A SOAP fault becomes a typed job error that keeps the provider's code and text
-(Enedis puts them in ``detail/erreur/resultat@code``).
+(Enedis puts them in ``detail/erreur/resultat@code``). :func:`call` binds the answer
+to the WSDL (strict); :func:`send` reads it by name, so that elements a later version of the
+service adds never fail a run, and :func:`need` names an element that is missing.
 """
 
 from __future__ import annotations

@@ -152,6 +152,11 @@ class Konnector:
         data request, and then stops: nothing is processed or stored, the bookmark
         does not move. Override it with the provider's cheapest authenticated call.
         """
+        if type(self).fetch is Konnector.fetch:
+            raise ConfigurationError(
+                f"konnector '{ctx.slug}' runs its own job (it overrides start), so it needs its own check(ctx): "
+                "the framework cannot tell its sign-in from its collection"
+            )
         chunks = self.fetch(ctx)
         try:
             first = next(iter(chunks), None)

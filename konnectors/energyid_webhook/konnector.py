@@ -38,6 +38,11 @@ class EnergyIdWebhook(Konnector):
                 continue
             _send_metric(ctx, energyid, metric, source)
 
+    def check(self, ctx: Context) -> str:
+        """``konnector check``: EnergyID's hello with the provisioning key (a claim still to do is an error)."""
+        record = _EnergyId(ctx).provisioned()
+        return f"provisioned; EnergyID record {record.get('recordName') or record.get('recordNumber') or 'connected'}"
+
 
 def _source(ctx: Context, prefixes: tuple[str, ...], level: str) -> str | None:
     """The first doctype holding data, at ``level`` or else by day."""

@@ -74,6 +74,13 @@ class PgeShareMyData(Konnector):
         self._settle_pending_request(ctx)
         self._request(ctx, pge)
 
+    def check(self, ctx: Context) -> str:
+        """``konnector check``: the mutual-TLS token and PG&E's ServiceStatus, nothing requested."""
+        status = _Pge(ctx).service_status()
+        if status != "1":
+            raise Maintenance(f"PG&E's Share My Data service reports status {status!r}; try again later")
+        return "signed in (mutual TLS and token); PG&E's service status is up"
+
     # the bookmark: moved only when the data of a window is stored
 
     def _settle_pending_request(self, ctx: Context) -> None:

@@ -10,6 +10,9 @@ import jsonschema
 import pytest
 
 from framework.store import DocumentStore, SqliteBackend
+from konnectors.enedis_sge.sandbox import SgeSandbox
+from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
+from konnectors.greenbutton.pge_sandbox import PgeSandbox
 from konnectors.rte_ecowatt.sandbox import EcowattSandbox
 from tests.conftest import write_json
 
@@ -61,6 +64,29 @@ def test_check_a_builtin_against_its_sandbox(cli, tmp_path):
         refused = cli("check", "rte-ecowatt", "--config", str(bad), "--account", "other", "--log-format", "json")
     assert refused.status == 1 and refused.error_code == "LOGIN_FAILED"
     assert stored(tmp_path, "fr.rte.ecowatt.day") == []
+
+
+CHECKED = {
+    "pge-smd": (PgeSandbox, None),
+    "energyid-webhook": (EnergyIdSandbox, "USER_ACTION_NEEDED"),
+    "enedis-sge": (SgeSandbox, None),
+}
+
+
+@pytest.mark.parametrize("slug", list(CHECKED))
+def test_check_builtins_that_run_their_own_job_or_speak_soap(cli, tmp_path, slug):
+    sandbox_class, code = CHECKED[slug]
+    with sandbox_class() as sandbox:
+        config = write_json(tmp_path / "dev.json", sandbox.dev_config())
+        checked = cli("check", slug, "--config", str(config), "--log-format", "json")
+        assert checked.status == (1 if code else 0), checked.output
+        assert checked.error_code == code
+        if code:
+            ran = cli("run", slug, "--config", str(config), "--account", "other", "--log-format", "json")
+            assert ran.error_code == code
+    assert any(line["message"].startswith("check passed") for line in checked.lines) == (code is None)
+    listed = cli("doctypes")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["io.cozy.accounts"], listed.output
 
 
 def test_info_json_describes_fields_and_parameters_as_json_schema(cli):
@@ -193,3 +219,12 @@ def test_platform_mode_prints_progress_as_json_lines(cli, tmp_path):
     }
     quiet = cli("run", "probe", "--config", config)
     assert "documents written" not in quiet.stderr
+
+
+def test_dry_run_refuses_a_konnector_that_runs_its_own_job(cli, tmp_path):
+    with PgeSandbox() as sandbox:
+        config = write_json(tmp_path / "dev.json", sandbox.dev_config())
+        result = cli("run", "pge-smd", "--config", str(config), "--dry-run", "--log-format", "json")
+        assert sandbox.requests == []
+    assert result.status == 1 and "a dry run cannot promise it writes nothing" in result.lines[-2]["message"]
+    assert [line.split()[0] for line in cli("doctypes").stdout.splitlines()[1:]] == []

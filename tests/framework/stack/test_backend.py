@@ -123,6 +123,7 @@ def test_accounts_are_encrypted_by_the_stack_and_read_back_decrypted(stack, stac
     assert "password" not in stored["auth"] and "credentials_encrypted" in stored["auth"]
     assert stored["data"]["auth"] == {"secret_encrypted": stored["data"]["auth"]["secret_encrypted"]}
     assert "tok-xyz" not in str(stored) and "pw-1" not in str(stored)
+    assert stack.backend.get_many("io.cozy.accounts", ["acc-1"])["acc-1"]["auth"]["password"] == "pw-1"
     again = stack.accounts(DocumentStore(stack.backend)).load("acc-1")
     assert again.auth == {"login": "alice", "password": "pw-1", "pdl": "123"}
     assert again.state == {"bookmark": "2024-01-02"} and again.secrets == {"token": {"access_token": "tok-xyz"}}
@@ -155,3 +156,16 @@ def test_oauth_refresh_goes_through_the_stack_to_the_provider(stack, stack_doubl
         provider.revoke("22516914714270")
         with pytest.raises(OAuthOutdated, match="reconnect the account"):
             accounts.refresh_oauth(account)
+
+
+def test_concurrent_account_saves_merge_without_losing_the_password(stack, stack_double):
+    stack_double.create_account({"_id": "acc-4", "account_type": "things", "auth": {"login": "al", "password": "pw"}})
+    first = stack.accounts(DocumentStore(stack.backend, Writer("things")))
+    second = stack.accounts(DocumentStore(stack.backend, Writer("things")))
+    one, two = first.load("acc-4"), second.load("acc-4")
+    one.state["x"] = 1
+    first.save(one, frozenset({"password"}))
+    two.state["y"] = 2
+    second.save(two, frozenset({"password"}))
+    final = stack.accounts(DocumentStore(stack.backend)).load("acc-4")
+    assert final.state == {"x": 1, "y": 2} and final.auth == {"login": "al", "password": "pw"}

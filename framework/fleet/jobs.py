@@ -81,7 +81,8 @@ class Jobs:
         return self.store.get(JOBS, job_id)
 
     def update(self, job: Doc, **changes: Any) -> Doc:
-        return self.store.save(JOBS, [{**job, **changes}])[0]
+        """Write ``changes``; if another worker wrote the job meanwhile, only these fields replace its."""
+        return self.store.save(JOBS, [{**job, **changes}], merge=lambda stored, _: {**stored, **changes})[0]
 
     def list(self, state: str | None = None, limit: int = 100) -> list[Doc]:
         selector: Doc = {"state": state} if state else {"worker": "konnector"}

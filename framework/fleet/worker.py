@@ -66,9 +66,9 @@ def execute(settings: Settings, job_id: str, requeue: Callable[[float], None]) -
 
 
 def _finish(settings: Settings, jobs: Jobs, job: dict, code: str | None, requeue: Callable[[float], None]) -> None:
-    job = {**job, "state": "errored" if code else "done", "error": code, "finished_at": now_iso()}
-    jobs.record(job, code)  # the trigger first: a finished job's outcome is already in its trigger
-    job = jobs.update(job)
+    outcome = {"state": "errored" if code else "done", "error": code, "finished_at": now_iso()}
+    jobs.record({**job, **outcome}, code)  # the trigger first: a finished job's outcome is already in its trigger
+    job = jobs.update(job, **outcome)
     message = job["message"]
     log.info(f"job {job['_id']} {message['konnector']}/{message['account']}: {code or 'done'}")
     delay = retry_delay(code, job.get("attempt", 1), settings.retry_seconds)

@@ -4,6 +4,7 @@ Every call uses mutual TLS with the operator's registered client certificate. A 
 token (client credentials, HTTP Basic; JSON or XML answer), checks ``ReadServiceStatus``, then:
 
 - handles the notifications already received (``konnector serve`` stores them);
+- accepts a notification relayed by a cozy-stack ``@webhook`` trigger (``ctx.payload``);
 - moves the bookmark to the end of the pending Bulk request's window once a notification
   received after that request has been handled whole: the bookmark never passes stored data;
 - asks ``Batch/BulkRetailCustomerInfo/{bulk_id}`` and ``Batch/Bulk/{bulk_id}`` for the window from
@@ -28,6 +29,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urljoin
+from xml.sax.saxutils import escape
 
 from framework import Context, Konnector, LoginFailed, Maintenance, VendorDown
 from framework.errors import KonnectorError
@@ -70,6 +72,7 @@ class PgeShareMyData(Konnector):
         status = pge.service_status()
         if status != "1":
             raise Maintenance(f"PG&E's Share My Data service reports status {status!r}; try again later")
+        self._accept_payload(ctx)
         self._handle(ctx, pge)
         self._settle_pending_request(ctx)
         self._request(ctx, pge)
@@ -131,6 +134,28 @@ class PgeShareMyData(Konnector):
 
     # notifications
 
+    def _accept_payload(self, ctx: Context) -> None:
+        """A notification relayed by a cozy-stack ``@webhook`` trigger (``ctx.payload``).
+
+        The stack passes only JSON objects (docs/cozy-stack.md), so PG&E's XML BatchList comes
+        through a relay as ``{"resources": [URI, …]}`` or with the XML in a string field; a
+        debounced trigger gives ``{"payloads": [...]}``. Each is checked and stored exactly as
+        ``konnector serve`` would, then handled by this run.
+        """
+        payload = ctx.payload
+        if not payload:
+            return
+        items = payload.get("payloads", [payload]) if isinstance(payload, dict) else [payload]
+        for item in items:
+            body = _batch_list_of(item)
+            if body is None:
+                ctx.log.warning("the webhook payload holds no BatchList (resources or XML): ignored")
+                continue
+            try:
+                ctx.log.info(f"notification {self.accept_notification(ctx, body)} from the webhook payload stored")
+            except batchlist.RefusedNotification as error:
+                ctx.log.warning(f"webhook payload: {error.message}")
+
     def accept_notification(self, ctx: Context, body: bytes) -> str:
         uris = batchlist.resources(body, ctx.fields["base_url"])
         notification_id = hashlib.sha256(body).hexdigest()[:32]
@@ -190,6 +215,19 @@ class PgeShareMyData(Konnector):
             entries = espi.customer_entries(data, name=uri)
             return {CUSTOMERS: [{"_id": hashlib.sha256(e["href"].encode()).hexdigest()[:32], **e} for e in entries]}
         return checked_documents(data, uri, ctx.fields.get("timezone"), ctx.log)
+
+
+def _batch_list_of(item: Any) -> bytes | None:
+    """A BatchList body from a JSON payload item: a ``resources`` list, or XML text in a field."""
+    if isinstance(item, str):
+        return item.encode() if item.lstrip().startswith("<") else None
+    if not isinstance(item, dict):
+        return None
+    resources = item.get("resources")
+    if isinstance(resources, list) and resources and all(isinstance(r, str) for r in resources):
+        listed = "".join(f"<resources>{escape(uri)}</resources>" for uri in resources)
+        return f'<BatchList xmlns="http://naesb.org/espi">{listed}</BatchList>'.encode()
+    return next((_batch_list_of(value) for value in item.values() if isinstance(value, str) and value), None)
 
 
 class _Pge:

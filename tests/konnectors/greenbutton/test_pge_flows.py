@@ -182,7 +182,7 @@ def test_the_receivers_worker_is_not_blocked_by_a_failing_notification(context, 
     pge.notification_url, pge.notification_ca = None, operator["ca"]
     try:
         wait_for(lambda: receiver.loop is not None)
-        pge.inject(500, "down", path="Data/9$", times=100)
+        pge.inject(404, "Not Found", path="Data/9$", times=100)
         pge.notification_url = receiver.url
         pge._notify([f"{pge.url}{TEST_ESPI}/Batch/Bulk/50916/Data/9"])
         pge._notify([f"{pge.url}{TEST_ESPI}/Batch/Bulk/50916/Data/0"])
@@ -191,7 +191,7 @@ def test_the_receivers_worker_is_not_blocked_by_a_failing_notification(context, 
         receiver.stop()
     assert pge.notifications == [(200, "stored"), (200, "stored")]
     [parked] = context.store.find(NOTIFICATIONS, {"status": "pending"}, limit=5)
-    assert "500" in parked["last_error"] and parked["retry_at"]
+    assert "404" in parked["last_error"] and parked["retry_at"]
 
 
 class _Internal(BaseHTTPRequestHandler):
@@ -255,3 +255,18 @@ def test_bad_data_in_a_200_answer_is_vendor_down_and_the_bookmark_stays(cli, tmp
     assert cli("run", "pge-smd", "--config", "dev.json").status == 0
     first, second = pge.requests_to(SEED_BULK)
     assert first.query["published-min"][:10] == second.query["published-min"][:10]  # not moved by the failure
+
+
+@pytest.mark.parametrize("shape", ["resources", "xml", "debounced"])
+def test_a_notification_relayed_by_a_webhook_payload_is_handled_in_the_run(context, pge, shape):
+    good = f"{pge.url}{TEST_ESPI}/Batch/Bulk/50916/Data/0?correlationID=hook"
+    payloads = {
+        "resources": {"resources": [good]},
+        "xml": {"body": pge.batch_list([good]).decode()},
+        "debounced": {"payloads": [{"resources": ["https://169.254.169.254/latest"]}, {"resources": [good]}]},
+    }
+    context.payload = payloads[shape]
+    PgeShareMyData().start(context)
+    [done] = context.store.find(NOTIFICATIONS, {"status": "done"}, limit=5)
+    assert [r["uri"] for r in done["resources"]] == [good]
+    assert len(list(context.store.id_range(HOURS))) >= 7 * 24 - 1

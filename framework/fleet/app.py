@@ -41,7 +41,7 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_time_limit=settings.time_limit * 2 + settings.lease_seconds,
+        task_time_limit=longest_job(settings) * 2 + settings.lease_seconds,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": restore,
@@ -59,6 +59,14 @@ def make_app(settings: Settings) -> Celery:
         execute(settings, job_id, requeue=lambda delay: run_job.apply_async((job_id,), countdown=delay))
 
     return app
+
+
+def longest_job(settings: Settings) -> float:
+    """The longest time limit of any konnector found (manifest ``time_limit``, else the default)."""
+    from ..registry import Registry
+
+    limits = [float(m.data.get("time_limit") or settings.time_limit) for m in Registry.discover()]
+    return max([settings.time_limit, *limits])
 
 
 def enqueue(app: Celery, job_id: str, delay: float = 0) -> None:

@@ -24,10 +24,16 @@ from .settings import Settings
 @click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True, help="Jobs run at once.")
 def worker(concurrency: int) -> None:
     """Run queued konnector jobs, each as a `konnector run` process (fleet mode)."""
-    from .app import QUEUE, make_app
+    from .app import QUEUE, longest_job, make_app
 
     settings = Settings.from_environment()
-    logs.configure("human", Redactor(), logging.INFO)
+    log = logs.configure("human", Redactor(), logging.INFO)
+    if settings.broker_url.startswith("redis") and settings.visibility_timeout <= longest_job(settings):
+        log.warning(
+            f"KONNECTOR_VISIBILITY_TIMEOUT ({settings.visibility_timeout:.0f} s) is not longer than the longest job "
+            f"({longest_job(settings):.0f} s): running jobs will be delivered again (their account's lease defers "
+            "the copies)"
+        )
     app = make_app(settings)
     name = f"konnector-{socket.gethostname()}-{os.getpid()}@%h"
     options = [f"--concurrency={concurrency}", "--loglevel=WARNING", f"--queues={QUEUE}", f"--hostname={name}"]

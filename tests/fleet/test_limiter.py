@@ -66,7 +66,7 @@ def test_processes_sharing_an_application_never_exceed_its_quota_together(provid
     assert max(provider.arrivals) - min(provider.arrivals) >= 11 * 0.2  # evenly spaced, as the konnector asks
 
 
-def test_without_the_shared_limiter_the_same_processes_exceed_it(provider):
+def test_without_the_fleet_limiter_the_same_processes_exceed_it(provider):
     run_clients(provider.url, 3, 4, "app", None)
     assert busiest_second(provider.arrivals) > 5
 

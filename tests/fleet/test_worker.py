@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from framework.fleet.worker import wait_for
@@ -113,3 +115,19 @@ def test_vendor_down_is_retried_with_a_bounded_backoff(fleet, db_prefix):
     job = fleet.jobs.get(job_id)
     assert job["state"] == "errored" and job["error"] == "VENDOR_DOWN"
     assert fleet.jobs.trigger("probe", account)["current_state"]["last_error"] == "VENDOR_DOWN"
+
+
+def test_a_worker_warns_when_the_visibility_timeout_is_shorter_than_the_longest_job(fleet):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "framework", "worker"],
+        env=fleet.env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    fleet.workers.append(worker)  # stopped with its pool processes at the end
+    try:
+        first = worker.stderr.readline()  # the tests' 4 s against COZY_TIME_LIMIT=60
+        assert "KONNECTOR_VISIBILITY_TIMEOUT (4 s) is not longer than the longest job (60 s)" in first
+    finally:
+        fleet.kill(worker)

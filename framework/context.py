@@ -71,6 +71,16 @@ class Context:
         """Persisted konnector state, encrypted at rest and masked in logs (tokens)."""
         return self.account.secrets
 
+    @property
+    def platform_refresh(self) -> Callable[[], dict[str, Any]] | None:
+        """Under cozy-stack, a call that has the stack refresh the account's OAuth tokens (it holds the
+        application's secret and serialises refreshes) and returns ``oauth``; None elsewhere.
+        Give it to :class:`~framework.oauth.OAuthClient` as ``platform_refresh``."""
+        refresh = getattr(self.accounts, "refresh_oauth", None)
+        if refresh is None:
+            return None
+        return lambda: refresh(self.account)
+
     def now(self) -> datetime:
         return self.clock()
 

@@ -8,10 +8,13 @@ means the user's consent is gone: ``USER_ACTION_NEEDED.OAUTH_OUTDATED``.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -52,6 +55,22 @@ class Token:
         )
 
 
+def platform_token(oauth: Mapping[str, Any], now: float, previous: Token | None = None) -> Token:
+    """A token from an account's ``oauth`` as a platform refreshed it (``expires_at`` RFC 3339, or none)."""
+    access = oauth.get("access_token")
+    if not access:
+        raise OAuthOutdated("the platform refreshed the account without an access token: connect it again")
+    expires_at = now + 3600
+    if isinstance(oauth.get("expires_at"), str) and not oauth["expires_at"].startswith("0001-"):
+        text = re.sub(r"(\.\d{6})\d+", r"\1", oauth["expires_at"]).replace("Z", "+00:00")
+        with contextlib.suppress(ValueError):  # an unreadable expiry: try the token for an hour
+            expires_at = datetime.fromisoformat(text).timestamp()
+    refresh = oauth.get("refresh_token") or (previous.refresh_token if previous else None)
+    return Token(
+        access, expires_at, refresh, previous.id_token if previous else None, previous.scope if previous else None
+    )
+
+
 def token_payload(response: requests.Response) -> dict[str, Any]:
     """The token endpoint's answer as a dict: JSON, or the XML form some endpoints send."""
     if "xml" in response.headers.get("Content-Type", ""):
@@ -85,6 +104,7 @@ class OAuthClient:
         scope: str | None = None,
         client_auth: str = "basic",
         clock: Callable[[], float] = time.time,
+        platform_refresh: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         if grant not in ("client_credentials", "authorization_code"):
             raise ConfigurationError(f"unknown OAuth grant {grant!r}")
@@ -94,6 +114,9 @@ class OAuthClient:
         self.client_id, self.client_secret = client_id, client_secret
         self.cache, self.cache_key = cache, cache_key
         self.grant, self.scope, self.client_auth, self.clock = grant, scope, client_auth, clock
+        self.platform_refresh = platform_refresh
+        """Under a platform that refreshes tokens itself (cozy-stack: ``ctx.platform_refresh``), an
+        authorization-code token is renewed by asking it, never with the refresh token directly."""
         self._lock = threading.RLock()
         """One renewal at a time: with rotating refresh tokens, a second concurrent refresh would fail."""
 
@@ -134,6 +157,8 @@ class OAuthClient:
     def renew(self) -> Token:
         """A new token: refreshed if a refresh token exists, else by client credentials."""
         previous = self.cached
+        if self.platform_refresh is not None and self.grant == "authorization_code":
+            return self._store(platform_token(self.platform_refresh(), self.clock(), previous))
         if previous and previous.refresh_token:
             form = {"grant_type": "refresh_token", "refresh_token": previous.refresh_token}
         elif self.grant == "client_credentials":

@@ -169,3 +169,40 @@ def test_concurrent_account_saves_merge_without_losing_the_password(stack, stack
     second.save(two, frozenset({"password"}))
     final = stack.accounts(DocumentStore(stack.backend)).load("acc-4")
     assert final.state == {"x": 1, "y": 2} and final.auth == {"login": "al", "password": "pw"}
+
+
+def test_an_oauth_client_renews_through_the_stack_and_calls_the_provider(stack, stack_double):
+    from framework.http import ProviderSession
+    from framework.oauth import OAuthClient
+    from framework.redact import Redactor
+    from konnectors.enedis_dataconnect.sandbox import CLIENT_ID, CLIENT_SECRET, EnedisSandbox
+
+    with EnedisSandbox() as provider:
+        token_url = provider.url + "/oauth2/v3/token"
+        stack_double.account_types["things"] = AccountType("things", token_url, CLIENT_ID, CLIENT_SECRET)
+        refresh = provider.refresh_token_for("22516914714270")
+        stack_double.create_account({"_id": "acc-5", "account_type": "things", "oauth": {"refresh_token": refresh}})
+        accounts = stack.accounts(DocumentStore(stack.backend))
+        account = accounts.load("acc-5")
+        session = ProviderSession("enedis", redact=Redactor(), base_url=provider.url)
+        # the konnector knows no client secret here: only the stack can refresh
+        client = OAuthClient(
+            session,
+            "/oauth2/v3/token",
+            "unknown",
+            "unknown",
+            cache={},
+            grant="authorization_code",
+            platform_refresh=lambda: accounts.refresh_oauth(account),
+        )
+        client.seed("expired-token", refresh, expires_at=time.time() - 10)
+        token = client.access_token()
+        assert token == account.oauth["access_token"] and client.cached.expires_at > time.time() + 3000
+        answer = client.request(
+            "GET",
+            "/v4/metering_data/daily_consumption",
+            params={"usage_point_id": "22516914714270", "start": "2024-01-01", "end": "2024-01-03"},
+        )
+        assert answer.status_code == 200
+        grants = [(r.form().get("grant_type"), r.form().get("client_id")) for r in provider.requests if r.form()]
+        assert grants == [("refresh_token", CLIENT_ID)], "refreshed by the stack, with the application's client id"

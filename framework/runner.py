@@ -272,6 +272,8 @@ def prepare(
     if problem := id_problem(spec.account_id):
         raise ConfigurationError(f"account id {spec.account_id[:80]!r} is refused: {problem}")
     stack = open_stack(spec.stack_url, spec.stack_credentials or "") if spec.stack_url else None
+    if stack:
+        redactor.add([stack.credentials.token])
     backend = stack.backend if stack else open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)
     root = DocumentStore(backend, writer)

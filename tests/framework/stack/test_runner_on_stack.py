@@ -38,7 +38,8 @@ def echo(stack_double):
 
 
 def test_a_job_stores_through_the_stack_and_resumes(stack_cli, stack_double, echo):
-    first = stack_cli("run", env=echo())
+    env = echo()
+    first = stack_cli("run", "--debug", env=env)
     assert first.status == 0, first.output
     days = sorted(d["_id"] for d in stack_double.all_docs("io.example.echo.day"))
     assert days == ["2024-01-01", "2024-01-02"]
@@ -46,6 +47,7 @@ def test_a_job_stores_through_the_stack_and_resumes(stack_cli, stack_double, ech
     stored = stack_double.stored("io.cozy.accounts", "acc-1")
     assert stored["data"]["bookmark"] == "2024-01-03" and "secret_encrypted" in stored["data"]["auth"]
     assert "pw-secret" not in first.output and "tok-" not in first.output
+    assert env["COZY_CREDENTIALS"].split(".")[2] not in first.output
     second = stack_cli("run", env=echo())
     assert second.status == 0, second.output
     assert len(list(stack_double.all_docs("io.example.echo.day"))) == 4

@@ -60,4 +60,11 @@ def test_fresh_clone_collects_the_whole_suite(tmp_path):
     collected = [line for line in done.stdout.splitlines() if "::" in line]
     assert re.search(r"^\d+ tests collected", done.stdout, re.M), done.stdout[-500:]
     assert len(collected) > 300
-    assert not [line for line in collected if "shared" in line]
+    readers = [
+        str(path.relative_to(clone))
+        for folder in ("tests", "framework", "konnectors", "bench")
+        for path in (clone / folder).rglob("*.py")
+        if path.name != Path(__file__).name
+        and re.search(r"\.\./shared|/work/shared|parents\[\d\]\s*/\s*[\"']shared", path.read_text(encoding="utf-8"))
+    ]
+    assert not readers, f"these files read the team's ../shared, which a fresh clone has not: {readers}"

@@ -7,14 +7,19 @@
   "recordName"}``. The token lasts 48 hours. ``policy_style`` picks ``{"uploadInterval":
   seconds}`` or the older ``{"allowedInterval": "PT15M"}``.
 - Claiming: ``claim(code)`` for tests, or the small page at ``/claim``.
-- ``POST /webhook/{twin}`` with exactly those headers: one object or an array; every object
-  needs an integer ``ts`` and numeric values under known metric keys (``el``, ``gas``, …) or
-  prefixed ones (``el.t1``); 400 names the first fault; 401 expired token; 403 webhook
-  disabled for the record; 404 unknown twin. Accepted points are in ``points``.
+- ``POST /webhook/{twin}`` with exactly those headers: **one JSON object** per request, as
+  EnergyID's official client ``energyid-webhooks`` (``WebhookClient.send_data``) posts it: an
+  integer ``ts`` and the metrics of that instant bundled, numeric values under known metric keys
+  (``el``, ``gas``, …, the notebook's ``temperature.living``) or prefixed ones (``el.t1``). An
+  array, or any other shape, is refused (400 naming the fault): EnergyID documents no batch
+  form. 401 expired token; 403 webhook disabled for the record; 404 unknown twin.
+- The policy's ``uploadInterval`` is a rate: a device posting again sooner gets 429 with
+  ``Retry-After`` (0 turns the check off). Accepted points are in ``points``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -41,6 +46,8 @@ class EnergyIdSandbox(Sandbox):
         self.outage_after: int | None = None
         """Answer 503 once this many batches were accepted: an outage in the middle of a run."""
         self.batches = 0
+        self.too_soon = 0
+        """Posts refused for coming sooner than the upload interval."""
         self.points: list[dict[str, Any]] = []
         self.devices: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, str] = {}
@@ -128,13 +135,21 @@ class EnergyIdSandbox(Sandbox):
             body = request.json()
         except ValueError:
             return json_response({"message": "body is not JSON"}, 400)
-        objects = body if isinstance(body, list) else [body]
-        for number, point in enumerate(objects):
-            if fault := self._fault(point):
-                return json_response({"message": f"object {number}: {fault}"}, 400)
-        self.points.extend(objects)
+        if not isinstance(body, dict):
+            message = "the body must be one JSON object: ts and the metrics of that instant"
+            return json_response({"message": message}, 400)
+        if fault := self._fault(body):
+            return json_response({"message": fault}, 400)
+        now = time.time()
+        wait = device.get("last_post", 0) + self.upload_interval - now
+        if wait > 0:
+            self.too_soon += 1
+            retry = {"Retry-After": str(math.ceil(wait))}
+            return json_response({"message": "upload interval not respected"}, 429, **retry)
+        device["last_post"] = now
+        self.points.append(body)
         self.batches += 1
-        return json_response({"received": len(objects)}, 200)
+        return json_response({"received": 1}, 200)
 
     @staticmethod
     def _fault(point: Any) -> str | None:

@@ -15,6 +15,7 @@ from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
 from konnectors.greenbutton.pge_sandbox import PgeSandbox
 from konnectors.rte_ecowatt.sandbox import EcowattSandbox
 from tests.conftest import write_json
+from tests.konnectors.greenbutton.test_synthetic import SAMPLE
 
 FIELDS = {"login": "alice", "password": "S3cr3t-pa55word"}
 DAY = "io.example.probe.day"
@@ -228,3 +229,17 @@ def test_dry_run_refuses_a_konnector_that_runs_its_own_job(cli, tmp_path):
         assert sandbox.requests == []
     assert result.status == 1 and "a dry run cannot promise it writes nothing" in result.lines[-2]["message"]
     assert [line.split()[0] for line in cli("doctypes").stdout.splitlines()[1:]] == []
+
+
+def test_builtin_parameters_are_declared_and_a_misspelt_one_is_named(cli, tmp_path):
+    about = json.loads(cli("info", "enedis-dataconnect", "--json").stdout)
+    assert {"daily_history_days", "curve_history_days", "max_power_history_days"} <= set(
+        about["parameters"]["properties"]
+    )
+    config = {"fields": {"path": str(SAMPLE), "timezone": "Europe/Paris"}, "parameters": {"max_file_mbb": 1}}
+    result = cli("run", "greenbutton-file", "--config", str(write_json(tmp_path / "gb.json", config)), "--dry-run")
+    assert result.status == 0, result.output
+    assert "unknown parameter 'max_file_mbb' ignored; did you mean 'max_file_mb'?" in result.stderr
+    bad = {**config, "parameters": {"max_file_mb": "big"}}
+    refused = cli("run", "greenbutton-file", "--config", str(write_json(tmp_path / "bad.json", bad)))
+    assert refused.status == 1 and "parameter 'max_file_mb' is malformed: got 'big'" in refused.stderr

@@ -1,21 +1,34 @@
 """Konnectors: the runtime that collects a person's data from providers into their store.
 
-The public API a konnector author needs is re-exported here.
+The public API a konnector author needs is re-exported here, lazily: ``from framework
+import Konnector`` imports the konnector machinery (and with it the store and HTTP
+clients) only then, so ``import framework.cli`` stays cheap and ``konnector --help``
+starts fast.
 """
 
-from .context import Context
-from .errors import (
-    ChallengeAsked,
-    KonnectorError,
-    LoginFailed,
-    Maintenance,
-    OAuthOutdated,
-    PartialSync,
-    UserActionNeeded,
-    VendorDown,
-)
-from .konnector import Chunk, Documents, Konnector
-from .store.timeseries import Rollup, Series, energy_series, point
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Context": ".context",
+    "ChallengeAsked": ".errors",
+    "KonnectorError": ".errors",
+    "LoginFailed": ".errors",
+    "Maintenance": ".errors",
+    "OAuthOutdated": ".errors",
+    "PartialSync": ".errors",
+    "UserActionNeeded": ".errors",
+    "VendorDown": ".errors",
+    "Chunk": ".konnector",
+    "Documents": ".konnector",
+    "Konnector": ".konnector",
+    "Rollup": ".store.timeseries",
+    "Series": ".store.timeseries",
+    "energy_series": ".store.timeseries",
+    "point": ".store.timeseries",
+}
 
 __all__ = [
     "ChallengeAsked",
@@ -35,3 +48,32 @@ __all__ = [
     "energy_series",
     "point",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .errors import (
+        ChallengeAsked,
+        KonnectorError,
+        LoginFailed,
+        Maintenance,
+        OAuthOutdated,
+        PartialSync,
+        UserActionNeeded,
+        VendorDown,
+    )
+    from .konnector import Chunk, Documents, Konnector
+    from .store.timeseries import Rollup, Series, energy_series, point

@@ -8,25 +8,30 @@ a traceback.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from . import export, inventory, logs, runner, scaffold
-from .accounts import AccountStore
-from .crypto import SecretBox, load_key, new_key
+from . import export
 from .errors import ConfigurationError, KonnectorError
-from .manifest import Manifest, fields_schema, is_required, load_file, parameters_schema, unknown_key_warning
-from .redact import Redactor
-from .registry import Registry, load_class
-from .store import EMBEDDED_FILE, DocumentStore, open_backend
+from .store import DEFAULT_DATA_DIR, EMBEDDED_FILE
+
+if TYPE_CHECKING:
+    import importlib.metadata
+
+    from . import runner
+    from .manifest import Manifest
+    from .store import DocumentStore
+
+# The runner (and with it requests, cryptography, the konnectors), the registry (importlib.metadata)
+# and jsonschema are imported inside the commands that use them, never here: `konnector --help`
+# and `konnector list` must not pay for what a job needs (bench/cli_start.py measures it).
 
 DEBUG_ENV = "KONNECTOR_DEBUG"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
@@ -48,6 +53,23 @@ class Cli(click.Group):
             except Exception as error:  # a broken plug-in must not take the other commands down
                 command = _unavailable(name, f"{plugged[name].value}: {type(error).__name__}: {error}")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but a plugged-in command is described from its source, not imported:
+        ``konnector --help`` must not import every konnector that ``demo`` brings along."""
+        plugged = _plugged_commands()
+        names = sorted({*super().list_commands(ctx), *plugged})
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            if name not in self.commands and (described := _described(plugged[name])) is not None:
+                rows.append((name, click.Command(name, help=described).get_short_help_str(limit)))
+            elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args, **kwargs):  # type: ignore[override]
         try:
@@ -77,7 +99,66 @@ def _unavailable(name: str, reason: str) -> click.Command:
     return click.Command(name, callback=fail, help=f"(cannot be loaded: {reason})")
 
 
+def _described(entry: importlib.metadata.EntryPoint) -> str | None:
+    """A plugged-in command's help, read from its module's source without importing it.
+
+    The help of a ``@click.command`` function is its ``help=`` argument or its docstring.
+    None when the source cannot be read that way (the command is then loaded to ask it).
+    """
+    import ast
+
+    source = _source_of(entry.module)
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8")) if source else None
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if tree is None:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == entry.attr:
+            for decorator in node.decorator_list:
+                if not (isinstance(decorator, ast.Call) and _decorator_name(decorator.func) in ("command", "group")):
+                    continue
+                for keyword in decorator.keywords:
+                    if keyword.arg in ("help", "short_help") and isinstance(keyword.value, ast.Constant):
+                        return str(keyword.value.value)
+            return ast.get_docstring(node)
+    return None
+
+
+def _source_of(module: str) -> Path | None:
+    """The file of a module, found without importing it nor its parent packages (whose
+    ``__init__`` may be heavy): only the top-level package is located."""
+    import importlib.util
+
+    top, _, rest = module.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin else None
+    for location in spec.submodule_search_locations or ():
+        base = Path(location, *rest.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _decorator_name(function: object) -> str:
+    import ast
+
+    if isinstance(function, ast.Attribute):
+        return function.attr
+    return function.id if isinstance(function, ast.Name) else ""
+
+
 def _plugged_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    import importlib.metadata
+
     return {entry.name: entry for entry in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
 
 
@@ -90,6 +171,8 @@ def main() -> None:
 @main.command("list")
 def list_konnectors() -> None:
     """List every konnector found (built-in, KONNECTOR_PATH, installed packages)."""
+    from .registry import Registry
+
     rows = [(m.slug, m.name, m.version, m.source) for m in Registry.discover()]
     _table(("SLUG", "NAME", "VERSION", "SOURCE"), rows)
 
@@ -99,6 +182,9 @@ def list_konnectors() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: fields and parameters as JSON Schema.")
 def info(slug: str, as_json: bool) -> None:
     """Show one konnector's manifest: fields, parameters, doctypes, permissions, source."""
+    from .manifest import is_required
+    from .registry import Registry
+
     manifest = Registry.discover().get(slug)
     if as_json:
         click.echo(json.dumps(describe(manifest), indent=2, ensure_ascii=False))
@@ -123,6 +209,8 @@ def info(slug: str, as_json: bool) -> None:
 
 def describe(manifest: Manifest) -> dict:
     """A konnector for machines (Airbyte ``spec``, Singer ``--about``): what it needs and what it writes."""
+    from .manifest import fields_schema, parameters_schema
+
     secret = manifest.secret_fields()
     fields = fields_schema(manifest.fields)
     for name, schema in fields["properties"].items():
@@ -150,6 +238,9 @@ def describe(manifest: Manifest) -> dict:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate manifest files (default: every konnector found)."""
+    from .manifest import load_file
+    from .registry import Registry
+
     if not paths:
         count = len(Registry.discover())
         click.echo(f"{count} manifests valid")
@@ -174,7 +265,7 @@ def _job_options(command):
         click.option(
             "--data-dir",
             type=click.Path(path_type=Path),
-            default=runner.DEFAULT_DATA_DIR,
+            default=DEFAULT_DATA_DIR,
             show_default=True,
             help="Standalone: where the embedded store and key file live.",
         ),
@@ -221,6 +312,12 @@ def delete_account(slug, config, account_id, data_dir, couchdb_url, log_format, 
 
 
 def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, extra, dump=None) -> None:
+    import logging
+
+    from . import logs, runner
+    from .redact import Redactor
+    from .registry import Registry
+
     platform = "COZY_FIELDS" in os.environ
     redactor = Redactor()
     log_format = log_format or ("json" if platform else "human")
@@ -249,12 +346,16 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, ext
 
 def _progress(log_format: str, slug: str):
     """Counts per doctype as the job stores: redrawn on a terminal, JSON lines for a platform, else none."""
+    from . import logs
+
     if log_format == "json":
         return logs.ProgressLines(logs.get_logger(f"{slug}.progress"))
     return logs.Progress(sys.stderr) if sys.stderr.isatty() else None
 
 
 def _spec(slug, config, account_id, data_dir, couchdb_url, platform) -> runner.JobSpec:
+    from . import runner
+
     if platform:
         return runner.spec_from_environment(dict(os.environ), slug)
     if not slug:
@@ -285,6 +386,8 @@ DEV_CONFIG_KEYS = ("fields", "parameters", "account", "oauth", "oauth_callback_r
 
 
 def _unknown_config_keys(config: dict) -> list[str]:
+    from .manifest import unknown_key_warning
+
     return [unknown_key_warning("key", key, DEV_CONFIG_KEYS) for key in config if key not in DEV_CONFIG_KEYS]
 
 
@@ -292,7 +395,7 @@ def _unknown_config_keys(config: dict) -> list[str]:
 @click.argument("slug")
 @click.option("--config", type=click.Path(path_type=Path), required=True, help="A dev-config JSON file.")
 @click.option("--account", "account_id", help="Account id (default: <slug>-dev).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True)
 @click.option("--couchdb", "couchdb_url", help="Store in this CouchDB instead.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True)
@@ -322,6 +425,10 @@ def serve(
     log_format,
 ) -> None:
     """Receive a provider's notifications over HTTPS and handle them."""
+    from . import logs, runner
+    from .redact import Redactor
+    from .registry import Registry
+
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--cert and --key go together")
     redactor = Redactor()
@@ -352,6 +459,8 @@ def _interrupt(*_: object) -> None:
 )
 def sandbox(slug: str, port: int, seed: int, settings: tuple[str, ...]) -> None:
     """Run a konnector's sandbox on 127.0.0.1 until stopped; print a dev-config for it."""
+    from .registry import Registry, load_class
+
     manifest = Registry.discover().get(slug)
     sandbox_class = load_class(manifest, "sandbox")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -388,6 +497,8 @@ def _set_attribute(target: object, setting: str) -> None:
 )
 def new(slug: str, directory: Path) -> None:
     """Create a third-party konnector distribution: manifest, konnector, sandbox, tests."""
+    from . import scaffold
+
     target = scaffold.create(slug, directory)
     click.echo(f"created {target}")
     click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
@@ -395,7 +506,7 @@ def new(slug: str, directory: Path) -> None:
 
 @main.command("export")
 @click.argument("doctype")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True)
 @click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store.")
 @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="json", show_default=True)
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First date kept (YYYY-MM-DD).")
@@ -403,6 +514,9 @@ def new(slug: str, directory: Path) -> None:
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="Default: standard output.")
 def export_command(doctype, data_dir, couchdb_url, fmt, start, end, output) -> None:
     """Write a doctype's documents (json, ndjson, csv, or Cozy's importedData shape)."""
+    from . import inventory
+    from .registry import Registry
+
     store = open_store(couchdb_url, data_dir)
     if next(store.id_range(doctype), None) is None:
         inventory.require_known(doctype, inventory.known_doctypes(Registry.discover()))
@@ -412,16 +526,21 @@ def export_command(doctype, data_dir, couchdb_url, fmt, start, end, output) -> N
 
 def open_store(couchdb_url: str | None, data_dir: Path) -> DocumentStore:
     """The store a command reads: CouchDB if a URL is given, else an existing embedded store."""
+    from .store import DocumentStore, open_backend
+
     if not couchdb_url and not (data_dir / EMBEDDED_FILE).exists():
         raise click.UsageError(f"no store in {data_dir}: run a konnector first, or give --data-dir or --couchdb")
     return DocumentStore(open_backend(couchdb_url, data_dir, os.environ.get("KONNECTOR_DB_PREFIX", "")))
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True)
 @click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store.")
 def doctypes(data_dir: Path, couchdb_url: str | None) -> None:
     """List the doctypes a store holds, with document counts and the dates they cover."""
+    from . import inventory
+    from .registry import Registry
+
     store = open_store(couchdb_url, data_dir)
     found = inventory.holdings(store, inventory.known_doctypes(Registry.discover()))
     if not found:
@@ -441,9 +560,7 @@ def _state_options(command):
         [
             click.argument("slug"),
             click.option("--account", "account_id", help="Account id (default: <slug>-dev)."),
-            click.option(
-                "--data-dir", type=click.Path(path_type=Path), default=runner.DEFAULT_DATA_DIR, show_default=True
-            ),
+            click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True),
             click.option("--couchdb", "couchdb_url", help="Read this CouchDB instead of the embedded store."),
         ]
     ):
@@ -452,6 +569,10 @@ def _state_options(command):
 
 
 def _account_of(slug, account_id, data_dir, couchdb_url):
+    from .accounts import AccountStore
+    from .crypto import SecretBox, load_key
+    from .registry import Registry
+
     manifest = Registry.discover().get(slug)
     store = open_store(couchdb_url, data_dir)
     accounts = AccountStore(store, SecretBox(load_key(None if couchdb_url else data_dir)))
@@ -490,6 +611,8 @@ KEPT_STATE = ("rate_limits",)
 @main.command()
 def keygen() -> None:
     """Print a new key for KONNECTOR_SECRET_KEY."""
+    from .crypto import new_key
+
     click.echo(new_key())
 
 

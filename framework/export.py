@@ -11,9 +11,10 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .store import Doc, DocumentStore
+if TYPE_CHECKING:
+    from .store import Doc, DocumentStore
 
 FORMATS = ("json", "ndjson", "csv", "cozy")
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, InvalidFields
 from .redact import is_secret_name
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SECRET_FIELD_TYPE = "password"
 CONTROL_CHARACTERS = "[\\x00-\\x1f\\x7f]"
@@ -77,7 +78,7 @@ class Manifest:
     def validate_fields(self, values: dict[str, Any]) -> dict[str, Any]:
         """Check an account's fields before any network call; return them with defaults."""
         values = {**self._defaults(), **values}
-        validator = jsonschema.Draft202012Validator(fields_schema(self.fields))
+        validator = _validator(fields_schema(self.fields))
         errors = _first_per_name(validator.iter_errors(values))
         if errors:
             raise InvalidFields("; ".join(_field_error(e, self.fields) for e in errors))
@@ -91,7 +92,7 @@ class Manifest:
         if not self.parameters:
             return dict(values)
         values = {**{n: s["default"] for n, s in self.parameters.items() if "default" in s}, **values}
-        validator = jsonschema.Draft202012Validator(parameters_schema(self.parameters))
+        validator = _validator(parameters_schema(self.parameters))
         errors = _first_per_name(validator.iter_errors(values))
         if errors:
             raise ConfigurationError("; ".join(_parameter_error(e) for e in errors))
@@ -114,11 +115,18 @@ def _schema() -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text())
 
 
+def _validator(schema: dict[str, Any], formats: bool = False) -> jsonschema.Draft202012Validator:
+    """A JSON Schema validator. ``jsonschema`` is imported here, on first use, not with this
+    module: a command that validates nothing (``konnector --help``) does not pay for it."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER if formats else None
+    return jsonschema.Draft202012Validator(schema, format_checker=checker)
+
+
 def validate(data: object, source: str) -> dict[str, Any]:
     """Validate manifest data; raise :class:`ManifestError` listing every broken rule."""
-    validator = jsonschema.Draft202012Validator(
-        _schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    validator = _validator(_schema(), formats=True)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{source}: {e.json_path}: {_rule(e)}" for e in errors]

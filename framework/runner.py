@@ -30,10 +30,9 @@ from .redact import Redactor
 from .registry import load_class
 from .stack import open_stack
 from .stack.payload import read_payload
-from .store import DocumentStore, Writer, open_backend
+from .store import DEFAULT_DATA_DIR, DocumentStore, Writer, open_backend
 from .store.ids import id_problem
 
-DEFAULT_DATA_DIR = Path("konnector-data")
 STACK_TIME_GAP = 5.0
 """cozy-stack's COZY_TIME_LIMIT is the seconds left plus 5 (``ctxToTimeLimit``, worker/exec/common.go)."""
 DEADLINE_MARGIN = 30.0

@@ -307,18 +307,22 @@ class ProviderSession(requests.Session):
             )
 
 
-def prefetch(function: Callable[[Any], Any], items: Iterable[Any], workers: int = 4) -> Iterator[tuple[Any, Any]]:
+def prefetch(
+    function: Callable[[Any], Any], items: Iterable[Any], workers: int = 4, ahead: int = 16
+) -> Iterator[tuple[Any, Any]]:
     """``(item, function(item))`` in the items' order, with up to ``workers`` calls under way.
 
     For providers whose latency, not their quota, would bound a backfill: the
-    session's rate limiter still spaces the calls. Closing the iterator cancels
-    the calls not yet started; an exception comes out at its item's turn.
+    session's rate limiter still spaces the calls. Up to ``ahead`` items are
+    queued, so calls go on while the consumer pauses (to store a batch) instead
+    of stalling after ``workers`` answers. Closing the iterator cancels the calls
+    not yet started; an exception comes out at its item's turn.
     """
     pending: deque[tuple[Any, Future]] = deque()
     iterator = iter(items)
     with ThreadPoolExecutor(workers) as pool:
         try:
-            for item in itertools.islice(iterator, workers):
+            for item in itertools.islice(iterator, max(workers, ahead)):
                 pending.append((item, pool.submit(function, item)))
             while pending:
                 item, future = pending.popleft()

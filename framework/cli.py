@@ -8,6 +8,7 @@ a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -23,15 +24,17 @@ from .errors import ConfigurationError, KonnectorError
 from .store import DEFAULT_DATA_DIR, EMBEDDED_FILE
 
 if TYPE_CHECKING:
-    import importlib.metadata
+    import ast
 
     from . import runner
+    from .entrypoints import EntryPoint
     from .manifest import Manifest
     from .store import DocumentStore
 
-# The runner (and with it requests, cryptography, the konnectors), the registry (importlib.metadata)
-# and jsonschema are imported inside the commands that use them, never here: `konnector --help`
-# and `konnector list` must not pay for what a job needs (bench/cli_start.py measures it).
+# The runner (and with it requests, cryptography, the konnectors), the registry and jsonschema
+# are imported inside the commands that use them, never here; entry points are read by
+# framework.entrypoints, not importlib.metadata: `konnector --help` and `konnector list` must
+# not pay for what a job needs (bench/cli_start.py measures it).
 
 DEBUG_ENV = "KONNECTOR_DEBUG"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
@@ -99,7 +102,7 @@ def _unavailable(name: str, reason: str) -> click.Command:
     return click.Command(name, callback=fail, help=f"(cannot be loaded: {reason})")
 
 
-def _described(entry: importlib.metadata.EntryPoint) -> str | None:
+def _described(entry: EntryPoint) -> str | None:
     """A plugged-in command's help, read from its module's source without importing it.
 
     The help of a ``@click.command`` function is its ``help=`` argument or its docstring.
@@ -108,10 +111,7 @@ def _described(entry: importlib.metadata.EntryPoint) -> str | None:
     import ast
 
     source = _source_of(entry.module)
-    try:
-        tree = ast.parse(source.read_text(encoding="utf-8")) if source else None
-    except (OSError, SyntaxError, ValueError):
-        return None
+    tree = _parsed(source) if source else None
     if tree is None:
         return None
     for node in tree.body:
@@ -124,6 +124,17 @@ def _described(entry: importlib.metadata.EntryPoint) -> str | None:
                         return str(keyword.value.value)
             return ast.get_docstring(node)
     return None
+
+
+@functools.cache
+def _parsed(source: Path) -> ast.Module | None:
+    """A module's syntax tree, parsed once however many commands it holds."""
+    import ast
+
+    try:
+        return ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _source_of(module: str) -> Path | None:
@@ -156,10 +167,10 @@ def _decorator_name(function: object) -> str:
     return function.id if isinstance(function, ast.Name) else ""
 
 
-def _plugged_commands() -> dict[str, importlib.metadata.EntryPoint]:
-    import importlib.metadata
+def _plugged_commands() -> dict[str, EntryPoint]:
+    from .entrypoints import entry_points
 
-    return {entry.name: entry for entry in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
+    return {entry.name: entry for entry in entry_points(COMMANDS_GROUP)}
 
 
 @click.group(cls=Cli)

@@ -16,13 +16,13 @@ where ``my_konnector`` is the package holding ``manifest.json``; the manifest's
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from .entrypoints import entry_points
 from .errors import ConfigurationError
 from .manifest import Manifest, ManifestError, load_file
 
@@ -103,7 +103,7 @@ def _top_module_in(directory: Path, manifest: Manifest) -> str:
 
 
 def _from_entry_points() -> Iterable[Manifest]:
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in entry_points(ENTRY_POINT_GROUP):
         distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"
         source = f"entry point '{entry_point.name}' of {distribution}"
         spec = importlib.util.find_spec(entry_point.value)

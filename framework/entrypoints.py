@@ -1,0 +1,108 @@
+"""Entry points of one group, read from the installed distributions without ``importlib.metadata``.
+
+``konnector --help`` and ``konnector list`` need the ``konnector.commands`` and ``konnectors``
+entry points. ``importlib.metadata`` costs about 25 ms of CPU to import (email, zipfile, csv,
+...), as much as the rest of ``--help`` together; the files it reads are plain: each
+``*.dist-info`` (or ``*.egg-info``) directory on ``sys.path`` may hold an ``entry_points.txt``
+in INI form. The same rules as ``importlib.metadata.entry_points``: a distribution found twice
+is taken from the first ``sys.path`` entry that has it; tests/framework/test_entrypoints.py
+checks that both agree on this installation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from typing import Any, NamedTuple
+
+_SUFFIXES = (".dist-info", ".egg-info")
+
+
+class Distribution(NamedTuple):
+    name: str
+
+
+class EntryPoint(NamedTuple):
+    """What the CLI and the registry use of ``importlib.metadata.EntryPoint``."""
+
+    name: str
+    value: str
+    group: str
+    dist: Distribution | None = None
+
+    @property
+    def module(self) -> str:
+        return self.value.split(":", 1)[0].strip()
+
+    @property
+    def attr(self) -> str:
+        return self.value.partition(":")[2].split("[", 1)[0].strip()
+
+    def load(self) -> Any:
+        found: Any = importlib.import_module(self.module)
+        for part in filter(None, self.attr.split(".")):
+            found = getattr(found, part)
+        return found
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """Every entry point of ``group``, distribution by distribution in ``sys.path`` order."""
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for directory in sys.path:
+        try:
+            names = os.listdir(directory or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(_SUFFIXES):
+                continue
+            key = _normalised(name.rsplit(".", 1)[0].split("-", 1)[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            metadata = os.path.join(directory or ".", name)
+            found.extend(_read(metadata, group))
+    return found
+
+
+def _read(metadata: str, group: str) -> list[EntryPoint]:
+    try:
+        with open(os.path.join(metadata, "entry_points.txt"), encoding="utf-8") as text:
+            lines = text.read().splitlines()
+    except OSError:
+        return []
+    section, entries = None, []
+    for line in map(str.strip, lines):
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line:
+            name, _, value = line.partition("=")
+            entries.append((name.strip(), value.strip()))
+    if not entries:
+        return []
+    dist = Distribution(_project_name(metadata))
+    return [EntryPoint(name, value, group, dist) for name, value in entries]
+
+
+def _project_name(metadata: str) -> str:
+    """The ``Name:`` of the distribution's metadata (what ``importlib.metadata`` calls ``dist.name``)."""
+    for file in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(metadata, file), encoding="utf-8") as text:
+                for line in text:
+                    if line.startswith("Name:"):
+                        return line[5:].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            continue
+    return os.path.basename(metadata).rsplit(".", 1)[0].split("-", 1)[0]
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()

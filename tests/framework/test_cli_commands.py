@@ -5,6 +5,8 @@ doctypes, and the clear failures (no --config, unknown doctype, a wrong-type fie
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 
 import jsonschema
 import pytest
@@ -243,3 +245,36 @@ def test_builtin_parameters_are_declared_and_a_misspelt_one_is_named(cli, tmp_pa
     bad = {**config, "parameters": {"max_file_mb": "big"}}
     refused = cli("run", "greenbutton-file", "--config", str(write_json(tmp_path / "bad.json", bad)))
     assert refused.status == 1 and "parameter 'max_file_mb' is malformed: got 'big'" in refused.stderr
+
+
+def test_since_rewinds_a_builtin_bookmark_per_stream_and_stays_deduplicated(cli, tmp_path):
+    from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
+
+    now = {"KONNECTOR_NOW": "2024-11-05T12:00:00+01:00"}
+    parameters = {"daily_history_days": 30, "max_power_history_days": 30, "curve_history_days": 7}
+    with EnedisSandbox(seed=3) as sandbox:
+        sandbox.today = date(2024, 11, 5)
+        config = write_json(tmp_path / "dev.json", {**sandbox.dev_config(), "parameters": parameters})
+        assert cli("run", "enedis-dataconnect", "--config", str(config), env=now).status == 0
+        before = {doctype: stored(tmp_path, doctype) for doctype in ENEDIS}
+        bookmark = json.loads(cli("state", "show", "enedis-dataconnect").stdout)["state"]["bookmark"]
+        calls = len(sandbox.requests)
+        again = cli("run", "enedis-dataconnect", "--config", str(config), "--since", "2024-10-28", env=now)
+        assert again.status == 0, again.output
+        assert len(sandbox.requests) > calls
+    assert re.search(r"re-collecting since 2024-10-28: [1-9]\d* bookmark date\(s\) moved back", again.stderr)
+    assert "nothing new to write" in again.stderr
+    assert {doctype: stored(tmp_path, doctype) for doctype in ENEDIS} == before
+    assert json.loads(cli("state", "show", "enedis-dataconnect").stdout)["state"]["bookmark"] == bookmark
+
+
+ENEDIS = [f"com.grandlyon.enedis.{level}" for level in ("day", "minute", "maxpower", "month", "year")]
+
+
+def test_rewind_moves_only_later_dates_and_keeps_their_form():
+    from framework.bookmarks import rewind
+
+    bookmark = {"daily": "2024-11-04", "curve": "2024-11-05T10:30:00+01:00", "old": "2024-01-01", "n": 4, "id": "x"}
+    moved, count = rewind(bookmark, date(2024, 10, 28))
+    assert count == 2
+    assert moved == {**bookmark, "daily": "2024-10-28", "curve": "2024-10-28T00:00:00+01:00"}

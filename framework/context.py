@@ -88,6 +88,7 @@ class Context:
         """An HTTP session for the provider, logging through this job's logger and redactor."""
         name = provider or self.slug
         options.setdefault("application", self.application)
+        options.setdefault("deadline", self.deadline)
         return ProviderSession(name, redact=self.redactor, log=self.log.getChild("http"), **options)
 
     @property

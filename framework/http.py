@@ -8,6 +8,16 @@ within the provider's quota; a limiter hook (``KONNECTOR_LIMITER_HOOK``) may
 replace it by one shared with other processes (fleet mode: Redis). TLS verification cannot be turned off (a CA
 bundle may be given, for sandboxes), plain HTTP is allowed only to loopback,
 and the debug log of each exchange goes through the job's redactor.
+
+Hard limits: a body is read in pieces of at most one socket read each, so that
+a try never outlives its own time budget (``RetryPolicy.per_try``: connect,
+headers and body together, whatever the pace of the body) nor the job's
+deadline (then the run stops with ``PartialSync``); and it never grows past the
+session's ``max_body`` (``VendorDown`` as soon as the size, announced or read,
+is over it; ``KONNECTOR_MAX_BODY_MB`` overrides the default). A transport fault
+at any point (reset, truncated or undecodable body, a TLS fault once the answer is
+coming, DNS) is
+retried like a timeout, then ends in ``VendorDown`` with one line.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
-from .errors import ConfigurationError, KonnectorError, LoginFailed, VendorDown
+from .errors import ConfigurationError, KonnectorError, LoginFailed, PartialSync, VendorDown
 from .logs import get_logger
 
 
@@ -45,6 +56,8 @@ class RetryPolicy:
     """No retry starts once this many seconds have passed since the first try."""
     on_429: bool = True
     """Wait and retry a 429; False returns it to the caller (a quota counted in minutes)."""
+    per_try: float = 300.0
+    """Seconds one try may take in all: connect, headers and the whole body (a trickled body included)."""
 
     def wait(self, retry: int) -> float:
         return min(self.max_wait, self.backoff * 2**retry) * random.uniform(0.5, 1.0)
@@ -180,12 +193,42 @@ def retry_after(response: requests.Response, now: float | None = None) -> float 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+MAX_BODY_ENV = "KONNECTOR_MAX_BODY_MB"
+PIECE = 64 * 1024
+TRANSPORT_FAULTS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+    OSError,
+)
+"""What a broken connection raises, while connecting or while the body is read."""
+
+
+class _TryTimeout(requests.Timeout):
+    """A try used up its time budget while the body was still coming."""
+
+
+def max_body_default() -> int:
+    """The body size cap of a session that names none: ``KONNECTOR_MAX_BODY_MB`` or 64 MiB."""
+    value = os.environ.get(MAX_BODY_ENV)
+    if not value:
+        return DEFAULT_MAX_BODY
+    try:
+        return int(float(value) * 1024 * 1024)
+    except ValueError:
+        raise ConfigurationError(f"{MAX_BODY_ENV} is not a number of MiB: {value!r}") from None
+
+
 def server_error(response: requests.Response) -> bool:
     return response.status_code >= 500
 
 
 def _tls_error(provider: str, exc: requests.exceptions.SSLError) -> KonnectorError:
-    """TLS failures are not retried: an untrusted server, or a refused client certificate."""
+    """TLS failures while connecting are not retried: an untrusted server, or a refused client
+    certificate. (A TLS fault once the answer is coming is a transport fault, retried.)"""
     reason = str(exc.args[0] if exc.args else exc)
     if "CERTIFICATE_VERIFY_FAILED" in reason:
         return VendorDown(f"{provider}: the server's certificate is not trusted; nothing was sent ({reason[-160:]})")
@@ -218,6 +261,8 @@ class ProviderSession(requests.Session):
         redact: Callable[[str], str] = str,
         log: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
+        max_body: int | None = None,
     ) -> None:
         super().__init__()
         self.provider = provider
@@ -233,6 +278,10 @@ class ProviderSession(requests.Session):
         self.sleep = sleep
         self.transient: Callable[[requests.Response], bool] = server_error
         """Which answers are outages worth retrying (a SOAP client narrows it: faults are answers)."""
+        self.deadline = deadline
+        """``time.monotonic()`` by which the job must stop (``ctx.deadline``): no read goes past it."""
+        self.max_body = max_body or max_body_default()
+        """Largest body accepted, in bytes, decoded (a compressed bomb counts at its real size)."""
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Send with retries; return the response, or raise :class:`VendorDown` when retries run out.
@@ -248,21 +297,26 @@ class ProviderSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("verify", self.verify)  # so that REQUESTS_CA_BUNDLE cannot replace ours
         idempotent = kwargs.pop("idempotent", True)
+        kwargs.pop("stream", None)  # bodies are always read here, within the limits
+        timeout = kwargs.pop("timeout")
         started = time.monotonic()
         tried: list[str] = []
         for attempt in range(self.retry.attempts):
+            self._before_try(method, url, tried)
             if self.limiter:
                 self.limiter.acquire()
+            end = self._try_end()
             try:
-                response = super().request(method, url, *args, **kwargs)
+                response = super().request(
+                    method, url, *args, stream=True, timeout=self._timeouts(timeout, end), **kwargs
+                )
+                self._read_body(response, method, url, end, timeout)
             except requests.exceptions.SSLError as exc:
                 raise _tls_error(self.provider, exc) from None
             except requests.ConnectTimeout as exc:
                 outcome, wait, response = f"connect timeout ({exc.__class__.__name__})", None, None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if not idempotent:
-                    raise self._down(method, url, [f"{exc.__class__.__name__} (not retried: not idempotent)"]) from exc
-                outcome, wait, response = exc.__class__.__name__, None, None
+            except TRANSPORT_FAULTS as exc:
+                outcome, wait, response = self._transport_fault(exc, idempotent, method, url)
             else:
                 self._debug(method, url, response, time.monotonic() - started)
                 if response.status_code == 429 and self.retry.on_429:
@@ -278,9 +332,84 @@ class ProviderSession(requests.Session):
             last = attempt == self.retry.attempts - 1
             if last or time.monotonic() - started + wait > self.retry.total:
                 break
+            if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+                raise self._out_of_time(method, url, tried)
             self.log.info(f"{self.provider}: {outcome} on {method} {self._path(url)}; retrying in {wait:.1f} s")
             self.sleep(wait)
         raise self._down(method, url, tried, time.monotonic() - started)
+
+    def _transport_fault(self, exc: BaseException, idempotent: bool, method: str, url: str) -> tuple[str, None, None]:
+        """The outcome of a try that a transport fault broke; raised at once when it may not be retried."""
+        if isinstance(exc, PartialSync | VendorDown):
+            raise exc
+        name = _fault_name(exc)
+        if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+            raise self._down(method, url, [f"{name} (not retried: not idempotent)"]) from None
+        return name, None, None
+
+    def _before_try(self, method: str, url: str, tried: list[str]) -> None:
+        """Stop the job rather than start a try (or wait for the quota) that the deadline would cut."""
+        if self.deadline is None:
+            return
+        wait = self.limiter.wait_time() if self.limiter else 0.0
+        if time.monotonic() + wait >= self.deadline:
+            raise self._out_of_time(method, url, tried)
+
+    def _try_end(self) -> float:
+        end = time.monotonic() + self.retry.per_try
+        return end if self.deadline is None else min(end, self.deadline)
+
+    @staticmethod
+    def _timeouts(timeout: Any, end: float) -> tuple[float, float]:
+        """The (connect, read) timeouts of a try, never beyond its end."""
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        left = max(0.01, end - time.monotonic())
+        return (min(connect or left, left), min(read or left, left))
+
+    def _read_body(self, response: requests.Response, method: str, url: str, end: float, timeout: Any) -> None:
+        """Read the whole body now, one socket read at a time, within the size cap and the try's end."""
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > self.max_body:
+            response.close()
+            raise self._too_large(method, url, int(announced))
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    if self.deadline is not None and end >= self.deadline:
+                        raise self._out_of_time(method, url, [])
+                    raise _TryTimeout(f"the body took more than {self.retry.per_try:.0f} s")
+                _set_socket_timeout(response.raw, min(read_timeout or left, left))
+                piece = response.raw.read1(PIECE, decode_content=True)
+                if not piece:
+                    break
+                size += len(piece)
+                if size > self.max_body:
+                    raise self._too_large(method, url, size)
+                pieces.append(piece)
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(pieces)
+        response._content_consumed = True
+        response.close()
+
+    def _too_large(self, method: str, url: str, size: int) -> VendorDown:
+        mib = self.max_body / 1024 / 1024
+        return VendorDown(
+            f"{self.provider} answered {method} {self._path(url)} with more than {mib:.0f} MiB "
+            f"({size} bytes seen); refused before reading it into memory"
+        )
+
+    def _out_of_time(self, method: str, url: str, tried: list[str]) -> PartialSync:
+        during = f" ({'; '.join(tried)})" if tried else ""
+        return PartialSync(
+            f"{self.provider}: {method} {self._path(url)} stopped at the job's time limit{during}; "
+            "progress is saved and the next run resumes from it"
+        )
 
     def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -305,6 +434,24 @@ class ProviderSession(requests.Session):
             self.log.debug(
                 self.redact(f"{method} {url} -> {response.status_code} in {seconds:.2f} s; sent {sent}; got {body}")
             )
+
+
+def _fault_name(exc: BaseException) -> str:
+    """A transport fault in a few words: its class, and the root cause's class when it says more."""
+    name = exc.__class__.__name__
+    cause = exc.__context__ or exc.__cause__
+    while cause is not None and (cause.__context__ or cause.__cause__) is not None:
+        cause = cause.__context__ or cause.__cause__
+    if cause is not None and cause.__class__.__name__ != name:
+        return f"{name} ({cause.__class__.__name__})"
+    return name
+
+
+def _set_socket_timeout(raw: Any, seconds: float) -> None:
+    """Bound the next socket read of a streamed response (urllib3 keeps the connection on it)."""
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(0.01, seconds))
 
 
 def prefetch(

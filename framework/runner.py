@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -335,6 +336,19 @@ def permissions_of(manifest: Manifest) -> dict[str, frozenset[str]]:
 
 
 def _deadline(time_limit: float | None, started: float) -> float | None:
+    """When the job must stop: the platform's limit counts from the process start (interpreter
+    and imports included), so that is where ours counts from too, less a margin to save and report."""
     if time_limit is None:
         return None
-    return started + time_limit - min(DEADLINE_MARGIN, time_limit * 0.1)
+    return min(started, process_started()) + time_limit - min(DEADLINE_MARGIN, time_limit * 0.1)
+
+
+def process_started() -> float:
+    """``time.monotonic()`` at this process's start (Linux ``/proc``; elsewhere: now)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+    return time.monotonic() - max(0.0, age)

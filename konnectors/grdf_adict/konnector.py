@@ -119,6 +119,9 @@ class GrdfAdict(Konnector):
             if right is None or rights.meaning(right.get("etat_droit_acces")) == rights.CONSENT:
                 ctx.log.info(f"no active GRDF access right for PCE {pce}: nothing to revoke")
                 continue
+            if not right.get("id_droit_acces"):
+                ctx.log.warning(f"GRDF lists a right for PCE {pce} without its id: revoke it in GRDF's portal")
+                continue
             api.revoke(right["id_droit_acces"])
             ctx.log.info(f"GRDF access right {right['id_droit_acces']} for PCE {pce} revoked")
 

@@ -135,3 +135,15 @@ def test_billing_periods_across_every_window_boundary_are_all_stored(cli, tmp_pa
     stored = {(p["start"], p["end"]) for p in store(tmp_path).id_range(PERIOD)}
     assert stored == {(str(a), str(b)) for a, b in expected}
     assert len(stored) > 20
+
+
+def test_a_window_with_nothing_usable_ends_partial_after_storing_the_rest(cli, tmp_path, grdf):
+    for n in range(1, 12):
+        grdf.bad_energy[(PCE, TODAY - timedelta(n))] = "?"
+    configure(tmp_path, grdf.dev_config(), {"informative_history_days": 10, "published_history_days": 70})
+    result = run(cli, "run", "grdf-adict")
+    assert result.status == 1 and result.error_code == "UNKNOWN_ERROR.PARTIAL_SYNC"
+    assert f"no usable record for donnees_consos_informatives of PCE {PCE}" in result.lines[-2]["message"]
+    assert list(store(tmp_path).id_range(DAY)) == []
+    assert len(list(store(tmp_path).id_range(PERIOD))) >= 1  # billing periods were stored
+    assert sum("record skipped" in line["message"] for line in result.lines) == 10  # each named

@@ -329,6 +329,7 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, ext
     from .redact import Redactor
     from .registry import Registry
 
+    runner.stop_on_signals()
     platform = "COZY_FIELDS" in os.environ
     redactor = Redactor()
     log_format = log_format or ("json" if platform else "human")
@@ -338,11 +339,15 @@ def _job(slug, config, account_id, data_dir, couchdb_url, log_format, debug, ext
         for name, value in extra.items():
             setattr(spec, name, getattr(spec, name) or value)
         manifest = Registry.discover().get(spec.slug)
-    except KonnectorError as error:
+    except (KonnectorError, runner.Interrupted) as failure:
+        error = failure.error() if isinstance(failure, runner.Interrupted) else failure
         if log_format == "human":
-            raise
-        sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
+            raise error from None
+        with runner.ignoring_signals():
+            sys.exit(runner.report_failure(logs.get_logger(slug or "runner"), error))
     result = runner.run(spec, manifest, redactor, _progress(log_format, spec.slug))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the job has reported: nothing may add a second report
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if result.dry_run is not None:
         try:
             for line in result.dry_run.lines():

@@ -8,11 +8,14 @@ whose message is the error code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +25,7 @@ from . import bookmarks, dryrun
 from .accounts import Account, AccountStore
 from .context import Context
 from .crypto import SecretBox, load_key
-from .errors import CODES, ConfigurationError, KonnectorError, StoreError
+from .errors import CODES, ConfigurationError, KonnectorError, PartialSync, StoreError
 from .handles import accounts_handle, store_handle
 from .logs import get_logger
 from .manifest import Manifest, read_json
@@ -198,13 +201,62 @@ def run(
             log.info(f"dry run {done.partition(':')[0]}: nothing written" if spec.dry_run else done)
     except KonnectorError as error:
         result.error = error
+    except Interrupted as stop:
+        result.error = stop.error()
+    except OSError as error:
+        result.error = ConfigurationError(f"{error.strerror or type(error).__name__}: {error.filename or error}")
     except Exception as error:
-        log.error(f"unexpected {type(error).__name__}: {error}", exc_info=True)
+        log.error(f"unexpected {type(error).__name__}: {error}", exc_info=bool(os.environ.get(DEBUG_ENV)))
         result.error = KonnectorError()
     if result.error is not None:
-        report_failure(log, result.error)
-        _remember_failure(ctx, result.error, spec)
+        with ignoring_signals():
+            report_failure(log, result.error)
+            _remember_failure(ctx, result.error, spec)
     return result
+
+
+DEBUG_ENV = "KONNECTOR_DEBUG"
+"""Set, an unexpected error's traceback is logged too; otherwise never (one line per failure)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the job. A BaseException, like KeyboardInterrupt, so that no
+    konnector's ``except Exception`` swallows it; the runner turns it into one PartialSync report."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def error(self) -> PartialSync:
+        name = signal.Signals(self.signum).name
+        return PartialSync(f"stopped by {name}: what was stored is kept and the next run resumes from it")
+
+
+def stop_on_signals() -> None:
+    """From now on, SIGINT and SIGTERM (what a platform sends first) stop the job with :class:`Interrupted`."""
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # one stop, one report: a second signal is ignored
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+@contextlib.contextmanager
+def ignoring_signals() -> Iterator[None]:
+    """No signal interrupts the final report (exactly one ``critical`` line)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
 
 
 LAST_RUN = "last_run"
@@ -274,7 +326,13 @@ def prepare(
     stack = open_stack(spec.stack_url, spec.stack_credentials or "") if spec.stack_url else None
     if stack:
         redactor.add([stack.credentials.token])
-    backend = stack.backend if stack else open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
+    try:
+        backend = stack.backend if stack else open_backend(spec.couchdb_url, spec.data_dir, spec.prefix)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot use the data directory {spec.data_dir}: {error.strerror or error}; "
+            "give a writable one with --data-dir"
+        ) from None
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)
     root = DocumentStore(backend, writer)
     accounts = stack.accounts(root) if stack else AccountStore(root, SecretBox(load_key(spec.data_dir)))

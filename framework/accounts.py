@@ -161,6 +161,13 @@ class AccountStore:
         doc = self.store.get(DOCTYPE, account_id)
         return self._remember(self.decode(doc)) if doc else None
 
+    def find_without_secrets(self, account_id: str) -> Account | None:
+        """The account with its sealed secrets left out (they were sealed with a lost key)."""
+        doc = self.store.get(DOCTYPE, account_id)
+        if not doc:
+            return None
+        return self._remember(self.decode({k: v for k, v in doc.items() if k != ENCRYPTED}))
+
     def save(self, account: Account, secret_fields: frozenset[str]) -> None:
         """Write the account if it changed; on conflict, merge the job's changes into the stored one.
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -17,6 +19,10 @@ from .errors import ConfigurationError
 
 KEY_ENV = "KONNECTOR_SECRET_KEY"
 KEY_FILE_NAME = "secret.key"
+
+
+class SecretsUnreadable(ConfigurationError):
+    """Stored secrets were sealed with another key (changed, or lost and re-created)."""
 
 
 class SecretBox:
@@ -37,8 +43,10 @@ class SecretBox:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:
-            raise ConfigurationError(
-                f"stored secrets cannot be decrypted with this key: was {KEY_ENV} or the key file changed?"
+            raise SecretsUnreadable(
+                f"the account's stored secrets cannot be decrypted with this key: {KEY_ENV} or the key file "
+                "was changed or lost. Restore the old key; or re-enter the account's credentials (standalone: "
+                "run again with --config; the secrets that cannot be read are replaced by the ones given)"
             ) from exc
 
 
@@ -46,19 +54,42 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def load_key(data_dir: Path | None) -> str:
-    """The key from the environment, else from ``<data_dir>/secret.key`` (created if absent)."""
+def load_key(data_dir: Path | None, store_has_secrets: Callable[[], bool] = lambda: False) -> str:
+    """The key from the environment, else from ``<data_dir>/secret.key``.
+
+    The file is created (mode 0600) only for a store that holds no sealed secrets yet: a new key
+    for an old store would silently make its secrets unreadable. An existing key file that its
+    group or others may read is refused: the secrets it opens must be considered exposed.
+    """
     if key := os.environ.get(KEY_ENV):
         return key
     if data_dir is None:
         raise ConfigurationError(f"{KEY_ENV} is not set: the job cannot read or store secrets")
     path = data_dir / KEY_FILE_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
+        return _read_key(path)
+    if store_has_secrets():
+        raise ConfigurationError(
+            f"the secret key {path} is missing, but the store already holds account secrets sealed with it, "
+            "which cannot be read without it. Restore the key file from a backup; or, to re-enter the "
+            f"credentials, make a new key (konnector keygen > {path}; chmod 600 {path}) and run again with --config"
+        )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        return _read_key(path)
     with os.fdopen(fd, "w") as key_file:
         key = new_key()
         key_file.write(key + "\n")
     return key
+
+
+def _read_key(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"the secret key file {path} may be read by other users (mode {mode:04o}): it is not used. "
+            f"Make it private (chmod 600 {path}) and, if others could read it, re-enter the credentials"
+        )
+    return path.read_text().strip()

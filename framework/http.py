@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -431,9 +432,24 @@ class ProviderSession(requests.Session):
         if self.log.isEnabledFor(logging.DEBUG):
             sent = dict(response.request.headers)
             body = response.text[:500] if response.content else ""
+            if body and _exchanges_credentials(response.request):
+                body = f"({len(response.content)} bytes not logged: the answer to a credentials exchange)"
             self.log.debug(
                 self.redact(f"{method} {url} -> {response.status_code} in {seconds:.2f} s; sent {sent}; got {body}")
             )
+
+
+_CREDENTIAL_FORM = re.compile(rb"(^|&)(grant_type|client_secret|password|refresh_token|code)=")
+
+
+def _exchanges_credentials(request: requests.PreparedRequest) -> bool:
+    """Whether a request sends credentials (Basic auth, an OAuth or password form): its answer is
+    then a token in whatever form (JSON, XML, a bare string) and is never written to a log, since
+    it is printed before the konnector has read the token and registered it for redaction."""
+    if str(request.headers.get("Authorization", "")).lower().startswith("basic "):
+        return True
+    body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+    return bool(_CREDENTIAL_FORM.search(body[:4096]))
 
 
 def _fault_name(exc: BaseException) -> str:

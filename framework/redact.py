@@ -18,6 +18,11 @@ MIN_SECRET_LENGTH = 4
 _SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private|signature", re.I)
 
 _CREDENTIAL_PATTERNS = (
+    # a password in a URL, even with an unencoded / # ? (up to the last @ of the URL)
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)(\S*)(?=@[^\s@]*(?:\s|$))"),
+    # an XML element or attribute named like a secret (PG&E's XML token answer)
+    re.compile(r"(?i)(<(?:[\w.-]+:)?[\w.-]*(?:token|secret|password|apikey|api_key)[\w.-]*(?:\s[^>]*)?>\s*)([^<\s]+)"),
+    re.compile(r"(?i)(\s[\w.-]*(?:token|secret|password)[\w.-]*\s*=\s*[\"'])([^\"']+)"),
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)([^\"',}\r\n]+)"),
     re.compile(r"(?i)(x-[a-z-]*(?:key|secret|token)[\"']?\s*[:=]\s*[\"']?)([^\"',}\r\n]+)"),
     re.compile(r"(?i)([\"']?[a-z_]*(?:token|secret|password|apikey|api_key)[\"']?\s*[:=]\s*[\"']?)([^\"'&,}\s]+)"),
@@ -27,6 +32,15 @@ _CREDENTIAL_PATTERNS = (
 def is_secret_name(name: str) -> bool:
     """Whether a field or key name says it holds a secret (``apiToken``, ``client_secret``)."""
     return bool(_SECRET_NAME.search(name))
+
+
+def url_password(url: str) -> str | None:
+    """The password inside a URL's user info, read as a person wrote it: up to the last ``@``,
+    so that an unencoded ``/``, ``#`` or ``?`` in it is still found (``urlsplit`` would not)."""
+    match = re.match(r"^[a-z][a-z0-9+.-]*://([^@\s]*)@[^@\s]*$", url.strip(), re.I)
+    if not match or ":" not in match.group(1):
+        return None
+    return match.group(1).partition(":")[2] or None
 
 
 class Redactor:

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from . import bookmarks, dryrun
-from .accounts import Account, AccountStore
+from .accounts import ENCRYPTED, Account, AccountStore
 from .context import Context
-from .crypto import SecretBox, load_key
+from .crypto import SecretBox, SecretsUnreadable, load_key
 from .errors import CODES, ConfigurationError, KonnectorError, PartialSync, StoreError
 from .handles import accounts_handle, store_handle
 from .logs import get_logger
 from .manifest import Manifest, read_json
 from .receiver import Receiver, ServeOptions
-from .redact import Redactor
+from .redact import Redactor, url_password
 from .registry import load_class
 from .stack import open_stack
 from .stack.payload import read_payload
@@ -321,6 +321,7 @@ def prepare(
     spec: JobSpec, manifest: Manifest, redactor: Redactor, log: logging.Logger, started: float
 ) -> tuple[Context, Any]:
     """The job's context and konnector instance, fields validated, nothing run yet."""
+    redactor.add([url_password(spec.couchdb_url or ""), spec.stack_credentials or ""])
     if problem := id_problem(spec.account_id):
         raise ConfigurationError(f"account id {spec.account_id[:80]!r} is refused: {problem}")
     stack = open_stack(spec.stack_url, spec.stack_credentials or "") if spec.stack_url else None
@@ -335,7 +336,7 @@ def prepare(
         ) from None
     writer = Writer(app=manifest.slug, version=manifest.version, source_account=spec.account_id)
     root = DocumentStore(backend, writer)
-    accounts = stack.accounts(root) if stack else AccountStore(root, SecretBox(load_key(spec.data_dir)))
+    accounts = stack.accounts(root) if stack else AccountStore(root, SecretBox(load_key(spec.data_dir, sealed(root))))
     account = _account(spec, manifest, accounts)
     secret_fields = manifest.secret_fields()
     redactor.add(account.secret_values(secret_fields))
@@ -371,10 +372,23 @@ def _fixed_clock(now: datetime) -> Callable[[], datetime]:
     return lambda: now
 
 
+def sealed(root: DocumentStore) -> Callable[[], bool]:
+    """Whether the store holds any account with sealed secrets (then a lost key is not re-created)."""
+    return lambda: bool(root.find("io.cozy.accounts", {ENCRYPTED: {"$exists": True}}, limit=1))
+
+
 def _account(spec: JobSpec, manifest: Manifest, accounts: AccountStore) -> Account:
     if spec.fields is None:
         return accounts.load(spec.account_id, spec.account_rev)
-    account = accounts.find(spec.account_id) or Account(spec.account_id, manifest.slug)
+    try:
+        found = accounts.find(spec.account_id)
+    except SecretsUnreadable:
+        get_logger(spec.slug).warning(
+            "the account's stored secrets cannot be read with this key: they are replaced by the credentials "
+            "given in the config (cached tokens are dropped)"
+        )
+        found = accounts.find_without_secrets(spec.account_id)
+    account = found or Account(spec.account_id, manifest.slug)
     account.auth = dict(spec.fields)
     if spec.oauth and not account.oauth:
         account.oauth = dict(spec.oauth)

@@ -52,7 +52,7 @@ def open_backend(couchdb_url: str | None, data_dir: Path | None, prefix: str = "
         return CouchBackend(couchdb_url, prefix)
     if data_dir is None:
         raise ValueError("either a CouchDB URL or a data directory is needed")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     from .sqlite import SqliteBackend
 
     return SqliteBackend(data_dir / EMBEDDED_FILE, prefix)

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 import requests
 
@@ -38,14 +38,25 @@ def sortable(selector: Doc, sort: Sequence[str]) -> Doc:
     return {"$and": [selector, *({field: {"$exists": True}} for field in sort)]}
 
 
+def split_credentials(url: str) -> tuple[str, SplitResult]:
+    """``(user info, the URL without it)``: the user info runs to the last ``@`` before the host,
+    so a password with an unencoded ``/``, ``#`` or ``?`` is read whole, never taken for a path."""
+    scheme, separator, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not separator or at == -1:
+        return "", urlsplit(url)
+    return rest[:at], urlsplit(f"{scheme}://{rest[at + 1 :]}")
+
+
 class CouchClient:
     """HTTP access to one CouchDB server; credentials may be in the URL."""
 
     def __init__(self, url: str, timeout: tuple[float, float] = TIMEOUT) -> None:
-        parts = urlsplit(url)
+        userinfo, parts = split_credentials(url)
         self.session = requests.Session()
-        if parts.username:
-            self.session.auth = (parts.username, parts.password or "")
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            self.session.auth = (unquote(user), unquote(password))
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -72,6 +73,16 @@ class _Batch:
         return {"id": doc_id, "rev": rev, "ok": True}
 
 
+def _private_file(path: str | Path) -> None:
+    """Create the store file readable by its owner only (SQLite gives its WAL and journal files
+    the same mode), and make an existing one private: it holds the account documents."""
+    if str(path) == ":memory:" or str(path).startswith("file:"):
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 class SqliteBackend:
     """:class:`~framework.store.backend.Backend` on a SQLite file (``:memory:`` for tests).
 
@@ -86,11 +97,12 @@ class SqliteBackend:
     def __init__(self, path: str | Path, prefix: str = "") -> None:
         self.prefix = prefix
         try:
+            _private_file(path)
             self._conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the embedded store at {path}: {exc}") from exc
         self._lock = threading.Lock()
 

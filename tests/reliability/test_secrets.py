@@ -4,6 +4,7 @@ error, stored document (outside the encrypted field) or export."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from framework.manifest import load_file
 from framework.testing.reliability import secret_leaks
+from framework.testing.runner import run_cli
 from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
 from konnectors.enedis_sge.sandbox import SgeSandbox
 from konnectors.energyid_webhook.sandbox import EnergyIdSandbox
@@ -45,12 +47,38 @@ def test_no_secret_leaks_anywhere(tmp_path, reliability, slug):
         secrets += [v for k, v in (config.get("oauth") or {}).items() if k != "token_type"]
         assert secrets
         now = {"KONNECTOR_NOW": "2024-11-05T12:00:00+01:00"}
+        if slug == "energyid-webhook":
+            _claim_the_device(sandbox, tmp_path, now)
         leaks, result = secret_leaks(slug, manifest, secrets, tmp_path, env=now)
+        obtained = _bearer_tokens(sandbox.requests)
+    assert result.status == 0, result.output[-2000:]
     assert any(json.loads(line)["type"] == "debug" for line in result.stdout.splitlines())
     assert leaks == [], f"{slug}: {leaks}"
+    stored = (tmp_path / "konnector-data" / "store.sqlite3").read_bytes()
+    for number, token in enumerate(obtained):
+        assert token not in result.output, f"{slug}: token #{number} obtained mid-run is in the logs"
+        assert token.encode() not in stored, f"{slug}: token #{number} obtained mid-run is stored in clear"
     reliability.record(
         "secrets",
-        f"{slug} at debug level",
-        f"{len(secrets)} known secret values",
+        f"{slug} at debug level, run to success",
+        f"{len(secrets)} known secret values, {len(obtained)} token(s) obtained mid-run",
         "in no log line, stored document or export",
     )
+
+
+def _claim_the_device(sandbox, work: Path, env: dict) -> None:
+    """EnergyID sends data only once the user claimed the device with the code of a first run."""
+    first = run_cli("run", "energyid-webhook", "--config", "dev.json", cwd=work, env=env)
+    code = re.search(r"enter the code (\w+)", first.output)
+    assert code, first.output
+    assert sandbox.claim(code.group(1))
+
+
+def _bearer_tokens(requests) -> set[str]:
+    """The tokens a konnector obtained during its run and then sent (``Authorization: Bearer``)."""
+    found = set()
+    for request in requests:
+        header = {k.lower(): v for k, v in request.headers.items()}.get("authorization", "")
+        if header.lower().startswith("bearer ") and len(header) > 11:
+            found.add(header[7:].strip())
+    return found

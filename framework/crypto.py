@@ -75,13 +75,23 @@ def load_key(data_dir: Path | None, store_has_secrets: Callable[[], bool] = lamb
             "which cannot be read without it. Restore the key file from a backup; or, to re-enter the "
             f"credentials, make a new key (konnector keygen > {path}; chmod 600 {path}) and run again with --config"
         )
+    return _create_key(path)
+
+
+def _create_key(path: Path) -> str:
+    """Write a new key file whole before it appears (two first runs at once must never read a
+    half-written key): a private temporary file, then a hard link that fails if one exists."""
+    key = new_key()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as key_file:
+        key_file.write(key + "\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.link(temporary, path)
     except FileExistsError:
         return _read_key(path)
-    with os.fdopen(fd, "w") as key_file:
-        key = new_key()
-        key_file.write(key + "\n")
+    finally:
+        temporary.unlink()
     return key
 
 

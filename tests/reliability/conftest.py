@@ -30,6 +30,12 @@ What the reliability suite (`tests/reliability`) tried, and what happened. Made 
 RELIABILITY_REPORT=docs/reliability.md .venv/bin/python -m pytest tests/reliability
 ```
 
+The CouchDB crash test runs on pouchdb-server in memory (20 kill points) and on disk (LevelDB,
+which answers bulk writes out of order): on disk a subset of 12 kill points (every request, five
+moments) keeps CI time down; the store contract and aggregate tests (`tests/framework/store`) run
+on both server modes in full. Transport faults are made at the TCP level by
+`framework/testing/faultproxy.py`; the attacker konnector is in `tests/reliability/konnectors`.
+
 | area | check | tried | outcome |
 | --- | --- | --- | --- |
 """

@@ -108,3 +108,26 @@ def test_concurrent_runs_of_one_account_end_like_one_run(tmp_path, reliability, 
         f"{runs} simultaneous runs",
         "same store as one run, both exit 0",
     )
+
+
+def test_two_first_runs_at_once_end_like_one_run(tmp_path, reliability):
+    """No store, no key, no account yet: both runs create them at the same moment, so the account
+    creation, the key file and every document really conflict."""
+    with EnedisSandbox(seed=5) as sandbox:
+        sandbox.today = TODAY
+        config = {**sandbox.dev_config(), "parameters": {"curve_history_days": 14}}
+        target, snapshot = embedded(ENEDIS_ENV)
+        for name in ("clean", "both"):
+            (tmp_path / name).mkdir()
+            write_json(tmp_path / name / "dev.json", config)
+        assert start_run("enedis-dataconnect", tmp_path / "clean", target).wait(120) == 0
+        processes = [start_run("enedis-dataconnect", tmp_path / "both", target) for _ in range(2)]
+        statuses = [p.wait(120) for p in processes]
+    assert statuses == [0, 0], [p.stderr.read() for p in processes]
+    assert snapshot(tmp_path / "both") == snapshot(tmp_path / "clean")
+    reliability.record(
+        "concurrency",
+        "two FIRST runs of the same account at once",
+        "2 simultaneous runs on an empty data dir",
+        "same store as one run, both exit 0",
+    )

@@ -147,6 +147,7 @@ class Call:
     path: str
     status: int
     slug: str | None = None
+    query: str = ""
 
 
 @dataclass
@@ -298,7 +299,7 @@ class StackDouble:
                 response: Response = JSONResponse(body, status)
             except StackError as error:
                 response = JSONResponse(error.body, error.status, headers=error.headers)
-            self.calls.append(Call(request.method, request.url.path, response.status_code, slug))
+            self.calls.append(Call(request.method, request.url.path, response.status_code, slug, request.url.query))
             return response
 
         return route

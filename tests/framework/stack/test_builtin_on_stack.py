@@ -124,7 +124,7 @@ def test_builtin_konnector_writes_the_same_documents_through_the_stack(
         result = runner.run(deletion, manifest, Redactor())
         assert result.error is None, result.error
         reads = [c for c in stack_double.calls if c.path == "/data/io.cozy.accounts/acc-1" and c.method == "GET"]
-        assert reads[-1].status == 200
+        assert reads[-1].status == 200 and reads[-1].query == f"rev={rev}", "the deleted revision was read"
     finally:
         for sandbox in servers:
             sandbox.__exit__(None, None, None)

@@ -128,6 +128,7 @@ class Receiver:
         try:
             self.socket.bind((options.host, options.port))
             self.socket.listen(128)
+            self.address = self.socket.getsockname()[:2]
         except OSError:
             self.socket.close()
             raise
@@ -162,7 +163,7 @@ class Receiver:
     @property
     def url(self) -> str:
         scheme = "https" if self.options.certfile else "http"
-        host, port = self.socket.getsockname()[:2]
+        host, port = self.address
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{port}{self.options.path}"
 
@@ -199,6 +200,8 @@ class Receiver:
             for number in (signal.SIGTERM, signal.SIGINT):  # stop cleanly, not by an exception mid-await
                 self.loop.add_signal_handler(number, self._stop.set)
         self.ctx.log.info(f"listening for notifications on {self.url}")
+        if not self.tls:
+            self.ctx.log.warning("plain HTTP on loopback: use it only behind a TLS-terminating proxy")
         if self.stopping.is_set():
             self._stop.set()
         await self._stop.wait()

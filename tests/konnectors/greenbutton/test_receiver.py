@@ -156,3 +156,17 @@ def test_client_ca_needs_an_expected_subject(context, operator, pge):
     options = ServeOptions(port=0, certfile=operator["cert"], keyfile=operator["key"], client_ca=pge.ca_path)
     with pytest.raises(ConfigurationError, match="--client-subject"):
         Receiver(PgeShareMyData(), context, options)
+
+
+def test_plain_http_on_loopback_is_served_with_a_warning(context, pge, caplog):
+    server = Receiver(PgeShareMyData(), context, ServeOptions(port=0, worker=False))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with caplog.at_level("WARNING"):
+        thread.start()
+        try:
+            answer = requests.post(server.url, data=pge.batch_list("50916"), timeout=5)
+        finally:
+            server.stop()
+            thread.join(5)
+    assert server.url.startswith("http://127.0.0.1:") and answer.status_code == 200
+    assert "only behind a TLS-terminating proxy" in caplog.text

@@ -184,7 +184,8 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
     from it): at each level, the sources of the touched parent periods, one id
     range per meter, which also hold the stored twins of what is about to be
     written (dedup costs no extra request); at the top level, the twins by id.
-    Writes then go level by level, points first. Parents are recomputed from all
+    Every level is then computed in memory, and written: points first, then the
+    aggregate levels (together on a server). Parents are recomputed from all
     their sources (not by adding deltas), for every period touched, written or
     not: a job that crashed between points and aggregates is repaired by the next
     run. Only changed documents are written. Returns documents written per doctype.
@@ -194,29 +195,42 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
         return {}
     plan = _plan(series, level, list(wanted))
     reads = _read_plan(store, series, plan)
-    counts: dict[str, int] = {}
+    changes: list[tuple[str, list[Doc], Merge]] = []
     merge: Merge = ours_win
     should_write = fields_changed
     for step, (level, rollup, periods) in enumerate(plan):
-        doctype = series.doctype(level)
         sources = reads[step]
         if rollup is None:
             twins = sources
         else:
             twins = {doc_id: doc for docs in sources.values() for doc_id, doc in docs.items()}
-        written = store.save(doctype, hydrated_changes(wanted, twins, should_write), merge)
-        if written:
-            counts[doctype] = len(written)
+        to_write = hydrated_changes(wanted, twins, should_write)
+        changes.append((series.doctype(level), to_write, merge))
         if rollup is None:
             break
-        for doc in written:
+        for doc in to_write:
             sources[parent_id(doc["_id"], rollup.target)][doc["_id"]] = doc
         wanted = {p: doc for p in periods if (doc := _combine(p, rollup, list(sources[p].values())))}
         if not wanted:
             break
         merge = _recompute_on_conflict(store, series, rollup)
         should_write = _should_replace
-    return counts
+    return _write_changes(store, changes)
+
+
+def _write_changes(store: DocumentStore, changes: list[tuple[str, list[Doc], Merge]]) -> dict[str, int]:
+    """The points first; then the aggregate levels, together where the backend takes concurrent
+    writes (each level is computed already: no write waits for another's answer)."""
+    (doctype, docs, merge), *aggregates = changes
+    written = {doctype: len(store.save(doctype, docs, merge))}
+    aggregates = [change for change in aggregates if change[1]]
+    if len(aggregates) > 1 and getattr(store.backend, "writes_in_flight", 1) > 1:
+        with ThreadPoolExecutor(len(aggregates), thread_name_prefix="store-write") as pool:
+            saved = list(pool.map(lambda change: len(store.save(*change)), aggregates))
+    else:
+        saved = [len(store.save(*change)) for change in aggregates]
+    written.update((change[0], count) for change, count in zip(aggregates, saved, strict=True))
+    return {doctype: count for doctype, count in written.items() if count}
 
 
 Step = tuple[str, Rollup | None, list[str]]

@@ -25,6 +25,7 @@ CURVE = Series(
     "io.example.curve", (Rollup("minute", "day", SUM), Rollup("day", "month", SUM), Rollup("month", "year", SUM))
 )
 DOCTYPE = "io.example.things"
+LEVELS = ("minute", "day", "month", "year")
 
 
 def half_hours(days: int) -> list[dict]:
@@ -161,3 +162,32 @@ def test_period_ids_match_strftime():
         assert period_id("day", when) == when.strftime("%Y-%m-%d")
         assert period_id("month", when.date()) == when.strftime("%Y-%m")
         assert period_id("year", when.date()) == when.strftime("%Y")
+
+
+def test_couchdb_aggregate_levels_are_written_together_after_the_points(couchdb_url, db_prefix):
+    import threading
+
+    backend = CouchBackend(couchdb_url, db_prefix)
+    in_flight, peak, order = 0, 0, []
+    lock = threading.Lock()
+    original = backend.bulk_write
+
+    def slow_write(doctype, docs):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            order.append(doctype.rsplit(".", 1)[-1])
+        try:
+            threading.Event().wait(0.2)
+            return original(doctype, docs)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    backend.bulk_write = slow_write
+    counts = write_points(DocumentStore(backend), CURVE, "minute", half_hours(1))
+    assert sorted(counts) == [f"io.example.curve.{level}" for level in sorted(LEVELS)]
+    assert counts["io.example.curve.minute"] == 48 and counts["io.example.curve.year"] == 1
+    assert order[0] == "minute" and sorted(order[1:]) == ["day", "month", "year"]
+    assert peak == 3  # day, month and year in flight together (the points alone before them)

@@ -25,8 +25,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "embedded_store": ([], ["--days", "3", "--repeats", "1"]),
     "cli_start": ([], ["--repeats", "2"]),
     "enedis_backfill": ([], ["--latency", "0.3", "--repeats", "1"]),
-    "espi_parse": ([], []),
-    "fleet": ([], []),
+    "espi_parse": ([], ["--repeat", "1", "--days", "20"]),
+    "fleet": ([], ["--accounts", "4", "--workers", "1", "--no-kill"]),
 }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ class Clock:
         return datetime(2024, 5, 1, 12, 0, self.reads, tzinfo=UTC)
 
 
-def test_clock_read_once_per_save_and_metadata_shared(backend):
+def test_clock_read_once_per_save_and_metadata_reused(backend):
     clock = Clock()
     store = DocumentStore(backend, Writer(app="w", version="2"), clock=clock, batch_size=10)
     saved = store.save(DOCTYPE, [{"_id": f"d{n:02d}", "n": n} for n in range(25)])
@@ -63,7 +63,7 @@ def test_non_finite_numbers_are_refused_before_anything_is_written(backend, bad)
     assert store.get(DOCTYPE, "fine") is None
 
 
-def test_encoder_splices_shared_metadata_into_valid_json():
+def test_encoder_splices_one_metadata_copy_into_valid_json():
     metadata = {"createdAt": "2024-05-01T12:00:00.000Z", "updatedByApps": [{"slug": "w"}]}
     docs = [{"_id": "a", "v": 1, "cozyMetadata": metadata}, {"_id": "b", "cozyMetadata": metadata}, {"_id": "c"}]
     body = json.loads(DocEncoder().bulk_docs(docs))

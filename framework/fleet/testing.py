@@ -7,10 +7,11 @@ fails: CI installs redis-server.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+
+from framework.testing.required import server_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +21,7 @@ def redis_url() -> Iterator[str]:
 
         server = RedisServer().start()
     except (ImportError, RuntimeError) as reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"fleet tests must run in CI: {reason}")
-        pytest.skip(f"no redis-server: {reason}")
+        server_unavailable("fleet", "redis-server", reason)
     try:
         yield server.url
     finally:

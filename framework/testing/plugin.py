@@ -37,6 +37,7 @@ from framework.fleet.testing import redis_url  # noqa: F401  (fixture: a real re
 from framework.store import Backend, CouchBackend, DocumentStore, SqliteBackend
 
 from .couchdb_server import BINARY_ENV, REPOSITORY, CouchServer, ServerUnavailable
+from .required import server_unavailable
 
 STACK_DOCTYPES = (
     *("io.example.things", "io.example.nothing", "io.other.thing", "io.read.only", "io.cozy.accounts"),
@@ -84,9 +85,7 @@ def _server_url(on_disk: bool, project: Path) -> Iterator[str]:
     try:
         server = CouchServer(find_pouchdb_server(project), on_disk=on_disk).start()
     except ServerUnavailable as reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CouchDB tests must run in CI: {reason}")
-        pytest.skip(f"no CouchDB-compatible server: {reason}")
+        server_unavailable("CouchDB", "CouchDB-compatible server", reason)
     try:
         yield server.url
     finally:

@@ -76,10 +76,9 @@ class Context:
         """Under cozy-stack, a call that has the stack refresh the account's OAuth tokens (it holds the
         application's secret and serialises refreshes) and returns ``oauth``; None elsewhere.
         Give it to :class:`~framework.oauth.OAuthClient` as ``platform_refresh``."""
-        refresh = getattr(self.accounts, "refresh_oauth", None)
-        if refresh is None:
+        if not self.accounts.refreshes_oauth:
             return None
-        return lambda: refresh(self.account)
+        return lambda: self.accounts.refresh_oauth(self.account)
 
     def now(self) -> datetime:
         return self.clock()

@@ -183,6 +183,19 @@ class AccountsHandle(_Handle):
     def delete(self, account: Account) -> None:
         self._accounts(account.id).delete(account)
 
+    @property
+    def refreshes_oauth(self) -> bool:
+        """Whether the platform refreshes OAuth tokens itself (cozy-stack holds the application's secret)."""
+        store, _ = _TARGETS[self]
+        return callable(getattr(store, "refresh_oauth", None))
+
+    def refresh_oauth(self, account: Account) -> dict[str, Any]:
+        """Have the platform refresh the job's own account's tokens; returns the new ``oauth``."""
+        store = self._accounts(account.id)
+        if not self.refreshes_oauth:
+            raise PermissionDenied("this platform does not refresh OAuth tokens: the konnector must")
+        return store.refresh_oauth(account)
+
 
 def store_handle(scoped: DocumentStore) -> StoreHandle:
     """The handle of a store already scoped to a konnector's permissions."""

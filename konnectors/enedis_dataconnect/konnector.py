@@ -190,14 +190,22 @@ class _Api:
         # arrivals jitter (a 6th call 50 ms early in a window is a 429 and a wait of a second or more).
         session = ctx.http("enedis", base_url=fields["base_url"], limiter=RateLimiter(5 / 1.05, capacity=1))
         grant = "client_credentials" if self.version == "v5" else "authorization_code"
+        # v4 tokens come from the person's consent: under cozy-stack the stack, which holds the
+        # application's secret, refreshes them (seed 003: "the platform's proxy refreshes tokens").
+        platform_refresh = ctx.platform_refresh if self.version == "v4" else None
+        if not fields.get("client_secret") and platform_refresh is None:
+            raise LoginFailed(
+                "give the field 'client_secret' (only v4 under cozy-stack, which refreshes tokens, can omit it)"
+            )
         self.oauth = OAuthClient(
             session,
             TOKEN_PATH,
             fields["client_id"],
-            fields["client_secret"],
+            fields.get("client_secret", ""),
             cache=ctx.secrets,
             grant=grant,
             client_auth=fields["client_auth"],
+            platform_refresh=platform_refresh,
         )
         if self.version == "v4":
             tokens = ctx.account.oauth

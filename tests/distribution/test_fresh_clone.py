@@ -67,4 +67,4 @@ def test_fresh_clone_collects_the_whole_suite(tmp_path):
         if path.name != Path(__file__).name
         and re.search(r"\.\./shared|/work/shared|parents\[\d\]\s*/\s*[\"']shared", path.read_text(encoding="utf-8"))
     ]
-    assert not readers, f"these files read the team's ../shared, which a fresh clone has not: {readers}"
+    assert not readers, f"these files read a data folder beside the checkout, which a fresh clone lacks: {readers}"

@@ -33,7 +33,7 @@ VICTIM_PASSWORD = "victim-pass-7291"
 @pytest.fixture(scope="module")
 def victim_store(tmp_path_factory) -> Path:
     """A data dir holding the probe konnector's account ``victim`` and its data."""
-    work = tmp_path_factory.mktemp("shared")
+    work = tmp_path_factory.mktemp("attacker-world")
     write_json(work / "victim.json", {"fields": {"login": "vic", "password": VICTIM_PASSWORD}})
     done = run_cli("run", "probe", "--config", "victim.json", "--account", "victim", cwd=work, env=ENV)
     assert done.status == 0, done.output

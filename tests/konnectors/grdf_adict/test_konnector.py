@@ -7,23 +7,15 @@ import math
 from datetime import date, timedelta
 
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from framework.store import DocumentStore, SqliteBackend
-from konnectors.grdf_adict.sandbox import PCE, GrdfSandbox
+from konnectors.grdf_adict.sandbox import PCE
 from tests.conftest import write_json
 
 TODAY = date(2024, 2, 20)
 DAY, MONTH, YEAR = "com.grandlyon.grdf.day", "com.grandlyon.grdf.month", "com.grandlyon.grdf.year"
 SMALL = {"informative_history_days": 40, "published_history_days": 70}
-
-
-@pytest.fixture
-def grdf():
-    with GrdfSandbox() as sandbox:
-        sandbox.today = TODAY
-        yield sandbox
 
 
 def configure(tmp_path, config: dict) -> None:

@@ -12,19 +12,12 @@ import pytest
 
 from konnectors.grdf_adict import rights
 from konnectors.grdf_adict.konnector import BILLING_OVERLAP_DAYS, WINDOW_DAYS
-from konnectors.grdf_adict.sandbox import PCE, GrdfSandbox
+from konnectors.grdf_adict.sandbox import PCE
 from tests.conftest import write_json
 from tests.konnectors.grdf_adict.test_konnector import DAY, TODAY, run, store
 
 PERIOD = "com.grandlyon.grdf.period"
 SHORT = {"informative_history_days": 10, "published_history_days": 40}
-
-
-@pytest.fixture
-def grdf():
-    with GrdfSandbox() as sandbox:
-        sandbox.today = TODAY
-        yield sandbox
 
 
 def configure(tmp_path, config: dict, parameters: dict = SHORT) -> None:

@@ -10,18 +10,9 @@ import pytest
 from framework.accounts import AccountStore
 from framework.crypto import SecretBox
 from framework.store import DocumentStore, SqliteBackend
-from konnectors.rte_ecowatt.sandbox import EcowattSandbox
 from tests.conftest import write_json
 
 DAYS, PERIODS = "fr.rte.ecowatt.day", "fr.rte.ecowatt.period"
-
-
-@pytest.fixture
-def ecowatt(tmp_path):
-    with EcowattSandbox() as sandbox:
-        sandbox.today = date(2024, 1, 15)
-        write_json(tmp_path / "dev.json", sandbox.dev_config())
-        yield sandbox
 
 
 def store(tmp_path) -> DocumentStore:

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from konnectors.rte_ecowatt.sandbox import EcowattSandbox
-from tests.conftest import write_json
 from tests.konnectors.rte_ecowatt.test_konnector import DAYS, PERIODS, store
-
-
-@pytest.fixture
-def ecowatt(tmp_path):
-    with EcowattSandbox() as sandbox:
-        sandbox.today = date(2024, 1, 15)
-        write_json(tmp_path / "dev.json", sandbox.dev_config())
-        yield sandbox
 
 
 def test_a_day_with_dvalue_out_of_range_is_skipped_and_the_others_stored(cli, tmp_path, ecowatt):

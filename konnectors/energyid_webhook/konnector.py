@@ -151,9 +151,17 @@ class _EnergyId:
         return hello
 
     def _device(self) -> str:
-        """The ``device_id`` field (reuse a device already claimed in EnergyID), else one made once."""
+        """The ``device_id`` field (reuse a device already claimed in EnergyID), else one made once.
+
+        A made id is saved before EnergyID first hears it: a run killed during its first hello
+        would otherwise make another device on the next run, with another claim to do."""
         given = self.ctx.fields.get("device_id")
-        return given or self.ctx.state.setdefault("device_id", f"konnectors-{uuid.uuid4().hex[:12]}")
+        if given:
+            return given
+        if "device_id" not in self.ctx.state:
+            self.ctx.state["device_id"] = f"konnectors-{uuid.uuid4().hex[:12]}"
+            self.ctx.save_state()
+        return self.ctx.state["device_id"]
 
     def hello(self) -> dict[str, Any]:
         ctx = self.ctx

@@ -14,7 +14,12 @@
   array, or any other shape, is refused (400 naming the fault): EnergyID documents no batch
   form. 401 expired token; 403 webhook disabled for the record; 404 unknown twin.
 - The policy's ``uploadInterval`` is a rate: a device posting again sooner gets 429 with
-  ``Retry-After`` (0 turns the check off). Accepted points are in ``points``.
+  ``Retry-After`` (0 turns the check off).
+
+What EnergyID holds, for tests to read: ``points`` every object it accepted (acknowledged), in
+order, resends included; ``series`` the readings as EnergyID keeps them, one value per metric
+and time (``{metric: {ts: value}}``: a reading sent again replaces the one at its time);
+``devices`` every device that said hello, each needing its own claim until claimed.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class EnergyIdSandbox(Sandbox):
         self.too_soon = 0
         """Posts refused for coming sooner than the upload interval."""
         self.points: list[dict[str, Any]] = []
+        self.series: dict[str, dict[int, float]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, str] = {}
 
@@ -148,6 +154,9 @@ class EnergyIdSandbox(Sandbox):
             return json_response({"message": "upload interval not respected"}, 429, **retry)
         device["last_post"] = now
         self.points.append(body)
+        for key, value in body.items():
+            if key != "ts":
+                self.series.setdefault(key, {})[body["ts"]] = value
         self.batches += 1
         return json_response({"received": 1}, 200)
 

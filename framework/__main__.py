@@ -1,5 +1,7 @@
 """``python -m framework`` is the ``konnector`` command."""
 
-from .cli import main
+import sys
 
-main(prog_name="konnector")
+from .launch import main
+
+sys.exit(main(prog_name="konnector"))

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 import click
 
 from . import export
+from .entrypoints import COMMANDS_GROUP
 from .errors import ConfigurationError, KonnectorError
+from .launch import table_lines
 from .store import DEFAULT_DATA_DIR, EMBEDDED_FILE
 
 if TYPE_CHECKING:
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
 
 DEBUG_ENV = "KONNECTOR_DEBUG"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
-COMMANDS_GROUP = "konnector.commands"
-"""Entry-point group through which packages add commands (the built-in konnectors add demo, report)."""
 
 
 class Cli(click.Group):
@@ -110,7 +110,9 @@ def _described(entry: EntryPoint) -> str | None:
     """
     import ast
 
-    source = _source_of(entry.module)
+    from .entrypoints import source_of
+
+    source = source_of(entry.module)
     tree = _parsed(source) if source else None
     if tree is None:
         return None
@@ -135,28 +137,6 @@ def _parsed(source: Path) -> ast.Module | None:
         return ast.parse(source.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return None
-
-
-def _source_of(module: str) -> Path | None:
-    """The file of a module, found without importing it nor its parent packages (whose
-    ``__init__`` may be heavy): only the top-level package is located."""
-    import importlib.util
-
-    top, _, rest = module.partition(".")
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if not rest:
-        return Path(spec.origin) if spec.origin else None
-    for location in spec.submodule_search_locations or ():
-        base = Path(location, *rest.split("."))
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 def _decorator_name(function: object) -> str:
@@ -633,6 +613,5 @@ def keygen() -> None:
 
 
 def _table(header: tuple[str, ...], rows: list[tuple]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for line in table_lines(header, rows):
+        click.echo(line)

@@ -7,19 +7,21 @@ konnector's code.
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import os
+import sys
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, InvalidFields
-from .redact import is_secret_name
 
+# `konnector list` imports this module: typing, dataclasses (inspect), importlib.resources
+# (tempfile, zipfile), difflib and jsonschema are not imported here, or only when used.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
     import jsonschema
 
 SECRET_FIELD_TYPE = "password"
@@ -31,13 +33,40 @@ class ManifestError(ConfigurationError):
     """A manifest breaks the schema; the message names the file, the JSON path and the rule."""
 
 
-@dataclass(frozen=True)
 class Manifest:
+    """One konnector's manifest, read-only. ``source`` says where it came from: a file path, or
+    ``entry point <name> (<distribution>)``; ``search_path`` is a directory to put on ``sys.path``
+    before importing the entrypoint, if any.
+
+    Behaves as the frozen dataclass it was (equality on data and source, no assignment), written out
+    because ``dataclasses`` imports ``inspect``: ~10 ms that `konnector list` would pay.
+    """
+
     data: dict[str, Any]
     source: str
-    """Where it came from: a file path, or ``entry point <name> (<distribution>)``."""
-    search_path: str | None = field(default=None, compare=False)
-    """A directory to put on ``sys.path`` before importing the entrypoint, if any."""
+    search_path: str | None
+
+    def __init__(self, data: dict[str, Any], source: str, search_path: str | None = None) -> None:
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "search_path", search_path)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.data, self.source) == (other.data, other.source)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.source))  # as the dataclass's: unhashable, data is a dict
+
+    def __repr__(self) -> str:
+        return f"Manifest(data={self.data!r}, source={self.source!r}, search_path={self.search_path!r})"
 
     @property
     def slug(self) -> str:
@@ -71,6 +100,8 @@ class Manifest:
 
     def secret_fields(self) -> frozenset[str]:
         """Fields to encrypt at rest and mask in logs."""
+        from .redact import is_secret_name
+
         return frozenset(
             name for name, spec in self.fields.items() if spec["type"] == SECRET_FIELD_TYPE or is_secret_name(name)
         )
@@ -111,8 +142,20 @@ class Manifest:
 
 
 @cache
+def _schema_text() -> str:
+    """The manifest schema, read beside this module; through importlib.resources (~10 ms to import)
+    only if the package is not plain files."""
+    try:
+        return Path(__file__).with_name("manifest.schema.json").read_text(encoding="utf-8")
+    except OSError:
+        from importlib import resources
+
+        return resources.files(__package__).joinpath("manifest.schema.json").read_text(encoding="utf-8")
+
+
+@cache
 def _schema() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text())
+    return json.loads(_schema_text())
 
 
 def _validator(schema: dict[str, Any], formats: bool = False) -> jsonschema.Draft202012Validator:
@@ -136,18 +179,103 @@ def validate(data: object, source: str) -> dict[str, Any]:
 
 def read_json(path: Path, error: type[ConfigurationError] = ConfigurationError) -> Any:
     """A JSON file's content; an unreadable or malformed file raises ``error`` naming it."""
+    return _parsed(_text_of(path, error), path, error)
+
+
+def _text_of(path: Path, error: type[ConfigurationError]) -> str:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not JSON: {exc}") from exc
+
+
+def _parsed(text: str, path: Path, error: type[ConfigurationError]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
         raise error(f"{path}: not JSON: {exc}") from exc
 
 
 def load_file(path: Path, search_path: str | None = None) -> Manifest:
-    """Read and validate one manifest file."""
-    data = read_json(path, ManifestError)
-    return Manifest(validate(data, str(path)), str(path), search_path)
+    """Read and validate one manifest file.
+
+    A file whose very content was found valid before, against the same schema by the same
+    installation, is not validated again (see :class:`_KnownValid`): `konnector list` then needs
+    neither jsonschema (~35 ms to import) nor the validation. An invalid one is never remembered.
+    """
+    text = _text_of(path, ManifestError)
+    data = _parsed(text, path, ManifestError)
+    known = _KnownValid.instance()
+    mark = known.mark(path, text)
+    if not known.holds(mark):
+        validate(data, str(path))
+        known.add(mark)
+    return Manifest(data, str(path), search_path)
+
+
+class _KnownValid:
+    """Manifest files found valid, by absolute path, size, mtime and CRC-32 of the content read,
+    kept in the user cache (framework/usercache.py) under a key naming the schema (its length and
+    CRC-32), this module's cache format, the Python version and every installed distribution
+    (jsonschema's version and the format checkers it finds change a verdict)."""
+
+    FORMAT = "manifests-valid/1"
+    LIMIT = 2000
+    """Entries kept at most (the newest), so that many temporary paths do not grow it forever."""
+    _instance: _KnownValid | None = None
+
+    def __init__(self) -> None:
+        from . import usercache
+        from .entrypoints import installed
+
+        schema = _schema_text().encode("utf-8")
+        self.name = "manifests-" + usercache.fingerprint(sys.prefix)
+        self.key = repr((self.FORMAT, len(schema), _crc(schema), sys.version, installed()))
+        stored = usercache.read(self.name, self.key)
+        try:
+            self.valid: dict[str, list[int]] = json.loads(stored) if stored else {}
+        except json.JSONDecodeError:
+            self.valid = {}
+        if not isinstance(self.valid, dict):
+            self.valid = {}
+
+    @classmethod
+    def instance(cls) -> _KnownValid:
+        """One per process (the key lists the installation: computed once)."""
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    @staticmethod
+    def mark(path: Path, text: str) -> tuple[str, list[int]]:
+        absolute = os.path.abspath(path)
+        try:
+            stat = os.stat(absolute)
+        except OSError:
+            return absolute, []
+        return absolute, [stat.st_size, stat.st_mtime_ns, _crc(text.encode("utf-8", "surrogatepass"))]
+
+    def holds(self, mark: tuple[str, list[int]]) -> bool:
+        return bool(mark[1]) and self.valid.get(mark[0]) == mark[1]
+
+    def add(self, mark: tuple[str, list[int]]) -> None:
+        from . import usercache
+
+        if not mark[1]:
+            return
+        self.valid.pop(mark[0], None)
+        self.valid[mark[0]] = mark[1]
+        while len(self.valid) > self.LIMIT:
+            del self.valid[next(iter(self.valid))]
+        usercache.write(self.name, self.key, json.dumps(self.valid))
+
+
+def _crc(data: bytes) -> int:
+    import zlib
+
+    return zlib.crc32(data)
 
 
 def _rule(error: jsonschema.ValidationError) -> str:
@@ -187,6 +315,8 @@ def _first_per_name(errors: Iterable[jsonschema.ValidationError]) -> list[jsonsc
 
 def unknown_key_warning(kind: str, name: str, known: Iterable[str]) -> str:
     """``unknown field 'pasword' ignored; did you mean 'password'?`` (difflib's closest match)."""
+    import difflib
+
     known = list(known)
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(known)) or 'none'})"

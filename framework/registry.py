@@ -19,12 +19,15 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from .entrypoints import entry_points
 from .errors import ConfigurationError
 from .manifest import Manifest, ManifestError, load_file
+
+TYPE_CHECKING = False  # `konnector list` imports this module: no typing, no collections.abc
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ENTRY_POINT_GROUP = "konnectors"
 PATH_ENV = "KONNECTOR_PATH"

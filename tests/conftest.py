@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PATH_KONNECTORS = FIXTURES / "path_konnectors"
 DATA = Path(__file__).parent / "data"
 """Public sample data the tests read, carried in the project (origins and licences in each SOURCES.md)."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_cache(tmp_path_factory):
+    """The tests (and the commands they start) neither read nor fill the user's cache of help text
+    and valid manifests (framework/usercache.py), but one of their own."""
+    before = os.environ.get("KONNECTOR_CACHE_DIR")
+    os.environ["KONNECTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop("KONNECTOR_CACHE_DIR", None)
+    else:
+        os.environ["KONNECTOR_CACHE_DIR"] = before
 
 
 @pytest.fixture

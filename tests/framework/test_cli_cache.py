@@ -1,0 +1,192 @@
+"""`konnector --help` from the cache of click's rendering, `konnector list` without re-validating:
+the real command in fresh processes, each told which cache directory to use.
+
+Whether a run used the cache is read from ``-X importtime``: a hit imports neither click (help)
+nor jsonschema (list); a miss must, as the cache does not know the answer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from framework import usercache
+from tests.conftest import PATH_KONNECTORS
+
+SCRIPT = Path(sys.executable).parent / "konnector"
+CLICK_HELP = "from framework.cli import main; main(prog_name='konnector')"
+
+
+class Run:
+    def __init__(self, done: subprocess.CompletedProcess) -> None:
+        self.status, self.stdout = done.returncode, done.stdout
+        self.stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("import time:"))
+        imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        self.imported = {name.split(".")[0] for name in imported}
+
+
+def konnector(*args: str, cache: Path | str, env: dict[str, str] | None = None, click_only: bool = False) -> Run:
+    """``konnector ARGS`` as installed (or through click alone), with this cache and environment."""
+    environment = {k: v for k, v in os.environ.items() if k != "KONNECTOR_PATH"}
+    environment.update({"KONNECTOR_CACHE_DIR": str(cache), **(env or {})})
+    command = ["-c", CLICK_HELP] if click_only else [str(SCRIPT)]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *command, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
+    return Run(done)
+
+
+pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="the konnector script is not installed beside python")
+
+
+@pytest.mark.parametrize("columns", ["60", "100"])
+def test_help_from_the_cache_is_clicks_rendering(tmp_path, columns):
+    env = {"COLUMNS": columns}
+    clicks = konnector("--help", cache="", env=env, click_only=True)
+    first, second = (konnector("--help", cache=tmp_path, env=env) for _ in range(2))
+    assert clicks.status == first.status == second.status == 0
+    assert first.stdout == second.stdout == clicks.stdout
+    assert "Commands:" in clicks.stdout and "Usage: konnector" in clicks.stdout
+    assert "click" in first.imported and "click" not in second.imported
+
+
+def test_help_follows_a_plugin_installed_edited_upgraded_removed(tmp_path):
+    plugins, cache = tmp_path / "plugins", tmp_path / "cache"
+    plugins.mkdir()
+    env = {"PYTHONPATH": str(plugins)}
+    source = plugins / "hello_plugin.py"
+    source.write_text('import click\n\n\n@click.command()\ndef hello():\n    """Say hello."""\n')
+    konnector("--help", cache=cache, env=env)
+    assert "hello" not in konnector("--help", cache=cache, env=env).stdout
+
+    info = plugins / "hello_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[konnector.commands]\nhello = hello_plugin:hello\n")
+    installed = konnector("--help", cache=cache, env=env)
+    assert "click" in installed.imported and "Say hello." in installed.stdout
+    assert installed.stdout == konnector("--help", cache="", env=env, click_only=True).stdout
+    assert "click" not in konnector("--help", cache=cache, env=env).imported
+
+    source.write_text(source.read_text().replace("Say hello.", "Greet whoever runs it."))
+    edited = konnector("--help", cache=cache, env=env)
+    assert "Greet whoever runs it." in edited.stdout and "Say hello." not in edited.stdout
+
+    info.rename(plugins / "hello_plugin-2.0.dist-info")
+    assert "click" in konnector("--help", cache=cache, env=env).imported  # an upgrade: rendered again
+    shutil.rmtree(plugins / "hello_plugin-2.0.dist-info")
+    assert "hello" not in konnector("--help", cache=cache, env=env).stdout
+
+
+def test_list_validates_a_manifest_once_and_every_changed_one(tmp_path):
+    konnectors, cache = tmp_path / "konnectors", tmp_path / "cache"
+    shutil.copytree(PATH_KONNECTORS, konnectors)
+    env = {"KONNECTOR_PATH": str(konnectors)}
+    clicks = konnector("list", cache="", env=env, click_only=True)
+    first, second = (konnector("list", cache=cache, env=env) for _ in range(2))
+    assert first.stdout == second.stdout == clicks.stdout and "probe" in clicks.stdout
+    assert "jsonschema" in first.imported and not {"jsonschema", "click"} & second.imported
+
+    manifest = konnectors / "probe.json"
+    valid, before = manifest.read_text(), manifest.stat()
+    broken = valid.replace('"version": "1.0.0"', '"version": 1.00000')  # same size, a number: invalid
+    assert len(broken) == len(valid) and broken != valid
+    manifest.write_text(broken)
+    os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime: only the content differs
+    for _ in range(2):  # an invalid manifest is never remembered as valid
+        failed = konnector("list", cache=cache, env=env)
+        assert failed.status == 1 and failed.stdout == ""
+        assert "error: invalid manifest" in failed.stderr and "$.version" in failed.stderr
+        assert "Traceback" not in failed.stderr
+
+    manifest.write_text(valid)
+    assert konnector("list", cache=cache, env=env).stdout == clicks.stdout
+
+
+def test_list_follows_konnector_path(tmp_path):
+    first, second, cache = tmp_path / "first", tmp_path / "second", tmp_path / "cache"
+    shutil.copytree(PATH_KONNECTORS, first)
+    second.mkdir()
+    manifest = (PATH_KONNECTORS / "probe.json").read_text().replace('"probe"', '"probe-two"')
+    (second / "probe-two.json").write_text(manifest.replace("probe_konnector:", "probe_two:"))
+    (second / "probe_two.py").write_text("")
+    alone = konnector("list", cache=cache, env={"KONNECTOR_PATH": str(first)})
+    both = konnector("list", cache=cache, env={"KONNECTOR_PATH": os.pathsep.join(map(str, (first, second)))})
+    assert "probe-two" not in alone.stdout and "probe-two" in both.stdout and "probe " in both.stdout
+    missing = konnector("list", cache=cache, env={"KONNECTOR_PATH": str(tmp_path / "nowhere")})
+    assert missing.status == 1 and "which is not a directory" in missing.stderr and missing.stdout == ""
+
+
+def test_a_cache_that_cannot_be_written_or_is_off_changes_nothing(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    clicks = konnector("--help", cache="", click_only=True).stdout
+    for cache in (tmp_path / "a-file" / "cache", ""):
+        for _ in range(2):
+            run = konnector("--help", cache=cache)
+            assert run.status == 0 and run.stdout == clicks and "click" in run.imported
+            assert konnector("list", cache=cache).status == 0
+
+
+def test_cache_files_are_private_and_read_only_by_their_owner(tmp_path):
+    cache = tmp_path / "cache"
+    konnector("--help", cache=cache)
+    konnector("list", cache=cache)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    entries = sorted(cache.iterdir())
+    assert [entry.name.split("-")[0] for entry in entries] == ["help", "manifests"]
+    assert all(stat.S_IMODE(entry.stat().st_mode) == 0o600 for entry in entries)
+
+    [help_file] = cache.glob("help-*")
+    key, _, text = help_file.read_text().partition("\n")
+    help_file.write_text(f"{key}\n{text.replace('Usage:', 'Planted:')}")
+    assert konnector("--help", cache=cache).stdout.startswith("Planted:")  # the stored text is what is shown
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.chown(help_file, 65534, 65534)  # another user's file is not trusted
+        assert konnector("--help", cache=cache).stdout.startswith("Usage:")
+
+
+def test_cache_directory_is_platformdirs_user_cache_dir(monkeypatch, tmp_path):
+    platformdirs = pytest.importorskip("platformdirs")
+    monkeypatch.delenv(usercache.CACHE_ENV)
+    for xdg in (None, str(tmp_path / "xdg")):
+        if xdg is None:
+            monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+        assert usercache.directory() == platformdirs.user_cache_dir("konnectors", appauthor=False)
+    monkeypatch.setenv(usercache.CACHE_ENV, "")
+    assert usercache.directory() is None
+
+
+def test_a_long_plugged_help_is_wrapped_as_click_wraps_it(tmp_path):
+    """A narrow terminal, a long help read from a plugin's source: the same text from the cache."""
+    plugins = tmp_path / "plugins"
+    (plugins / "wide_plugin-1.0.dist-info").mkdir(parents=True)
+    (plugins / "wide_plugin-1.0.dist-info" / "entry_points.txt").write_text("[konnector.commands]\nwide = wide:go\n")
+    (plugins / "wide.py").write_text(
+        textwrap.dedent(
+            """
+            import click
+
+
+            @click.command(help="A long line of help, " * 8)
+            def go():
+                pass
+            """
+        )
+    )
+    env = {"PYTHONPATH": str(plugins), "COLUMNS": "52"}
+    clicks = konnector("--help", cache="", env=env, click_only=True).stdout
+    assert "wide" in clicks
+    assert [konnector("--help", cache=tmp_path / "cache", env=env).stdout for _ in range(2)] == [clicks, clicks]

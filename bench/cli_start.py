@@ -7,6 +7,13 @@ Two measures per run: wall-clock time, and the CPU time (user + system) of that 
 from ``os.wait4``: on a shared machine the CPU time is the steadier of the two, as waiting
 for a core is not counted. The ratio to ``python -c pass`` is taken within each round.
 
+``konnector --help`` is served from the user cache of click's rendering and ``list`` finds
+every manifest already known valid (framework/launch.py): the warm-up rounds fill that cache, so
+the figures are those of every run but the first after an install or an edit. ``--no-cache``
+measures with the cache turned off (``KONNECTOR_CACHE_DIR=""``): click and jsonschema every time.
+The children run without ``PYTHONDONTWRITEBYTECODE``, so that the warm-up writes the ``.pyc``
+files an installed package has: otherwise every run compiles the framework's modules again.
+
 Then ``python -X importtime`` of each command: which heavy libraries it loads (each should be
 loaded only by the commands that use it) and the costliest imports.
 For whole-process timing by another tool:  hyperfine -N -w 3 '.venv/bin/python -c pass' \\
@@ -34,10 +41,13 @@ COMMANDS = {
 }
 
 
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_once(command: list[str]) -> tuple[float, float]:
     """Wall seconds and the child's own CPU seconds (user + system)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -48,7 +58,7 @@ def run_once(command: list[str]) -> tuple[float, float]:
 
 def imports_of(command: list[str]) -> list[tuple[int, int, str]]:
     """``(self µs, cumulative µs, module)`` for every module the command imports."""
-    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True)
+    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True, env=ENV)
     rows = []
     for line in done.stderr.splitlines():
         found = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -60,8 +70,11 @@ def imports_of(command: list[str]) -> list[tuple[int, int, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--no-cache", action="store_true", help="KONNECTOR_CACHE_DIR='': no help or manifest cache")
     args = parser.parse_args()
-    header("CLI start: fresh processes", args.repeats)
+    if args.no_cache:
+        ENV["KONNECTOR_CACHE_DIR"] = ""
+    header("CLI start: fresh processes" + (", cache off" if args.no_cache else ""), args.repeats)
     names = list(COMMANDS)
     wall = {name: Samples(name) for name in names}
     cpu = {name: Samples(name) for name in names}

@@ -61,9 +61,18 @@ def _help(prog: str) -> object:
     text, status = _rendered_by_click(prog)
     sys.stdout.write(text)
     sys.stdout.flush()
-    if key and status == 0 and text and _columns() == _click_columns():
+    if key and status == 0 and text and _columns() == _click_columns() and _all_described_from_source():
         usercache.write(name, key, text)
     return status
+
+
+def _all_described_from_source() -> bool:
+    """Whether every plugged command's help was read from its own source (a docstring or a literal
+    ``help=``), which the key follows; one that had to be imported could take its help from
+    anywhere: then the text is not stored."""
+    from .cli import _described, _plugged_commands
+
+    return all(_described(entry) is not None for entry in _plugged_commands().values())
 
 
 def _rendered_by_click(prog: str) -> tuple[str, object]:

@@ -190,3 +190,20 @@ def test_a_long_plugged_help_is_wrapped_as_click_wraps_it(tmp_path):
     clicks = konnector("--help", cache="", env=env, click_only=True).stdout
     assert "wide" in clicks
     assert [konnector("--help", cache=tmp_path / "cache", env=env).stdout for _ in range(2)] == [clicks, clicks]
+
+
+def test_a_plugged_help_computed_elsewhere_is_not_cached(tmp_path):
+    """A help that is not a literal of the command's own source may change with another file."""
+    plugins = tmp_path / "plugins"
+    (plugins / "far_plugin-1.0.dist-info").mkdir(parents=True)
+    (plugins / "far_plugin-1.0.dist-info" / "entry_points.txt").write_text("[konnector.commands]\nfar = far:go\n")
+    (plugins / "far_text.py").write_text('HELP = "Told from elsewhere."\n')
+    (plugins / "far.py").write_text(
+        "import click\nfrom far_text import HELP\n\n\n@click.command(help=HELP)\ndef go():\n    pass\n"
+    )
+    env = {"PYTHONPATH": str(plugins)}
+    first = konnector("--help", cache=tmp_path / "cache", env=env)
+    assert "Told from elsewhere." in first.stdout
+    (plugins / "far_text.py").write_text('HELP = "Told from elsewhere, and changed."\n')
+    second = konnector("--help", cache=tmp_path / "cache", env=env)
+    assert "Told from elsewhere, and changed." in second.stdout and "click" in second.imported

@@ -23,7 +23,7 @@ from .settings import Settings
 @click.command()
 @click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True, help="Jobs run at once.")
 def worker(concurrency: int) -> None:
-    """Run queued konnector jobs, each as a `konnector run` process (fleet mode)."""
+    """Run queued konnector jobs, each as a `konnector run` process (fleet mode; KONNECTOR_JOB_PROCESS)."""
     from .app import QUEUE, longest_job, make_app
 
     settings = Settings.from_environment()
@@ -34,6 +34,10 @@ def worker(concurrency: int) -> None:
             f"({longest_job(settings):.0f} s): running jobs will be delivered again (their account's lease defers "
             "the copies)"
         )
+    if settings.job_process == "fork":
+        from .jobprocess import preload
+
+        preload()  # before Celery forks its pool: every pool process, and every job forked from it, has it
     app = make_app(settings)
     name = f"konnector-{socket.gethostname()}-{os.getpid()}@%h"
     options = [f"--concurrency={concurrency}", "--loglevel=WARNING", f"--queues={QUEUE}", f"--hostname={name}"]

@@ -9,6 +9,7 @@
 | ``KONNECTOR_VISIBILITY_TIMEOUT`` | 3600 | Redis broker: seconds before an unacknowledged job is redelivered |
 | ``KONNECTOR_LEASE_SECONDS`` | 60 | an account's lease, renewed every third of it while its job runs |
 | ``KONNECTOR_RETRY_SECONDS`` | 60 | first wait before a ``VENDOR_DOWN`` job is tried again (then doubled) |
+| ``KONNECTOR_JOB_PROCESS`` | fork | ``fork``: a job forks the worker (imports done once); else ``subprocess`` |
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from .jobprocess import MODES
 from .limiter import REDIS_ENV
 
 
@@ -30,6 +32,7 @@ class Settings:
     visibility_timeout: float
     lease_seconds: float
     retry_seconds: float
+    job_process: str = "fork"
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,6 +51,7 @@ class Settings:
             visibility_timeout=_seconds(env, "KONNECTOR_VISIBILITY_TIMEOUT", 3600),
             lease_seconds=_seconds(env, "KONNECTOR_LEASE_SECONDS", 60),
             retry_seconds=_seconds(env, "KONNECTOR_RETRY_SECONDS", 60),
+            job_process=_choice(env, "KONNECTOR_JOB_PROCESS", MODES),
         )
         return settings
 
@@ -63,3 +67,10 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if seconds <= 0:
         raise ConfigurationError(f"{name} must be positive: {value!r}")
     return seconds
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}: {value!r}")
+    return value

@@ -1,7 +1,8 @@
 """Run one queued job: skip, defer or run it as a ``konnector run`` process, then record its outcome.
 
 Each job is a separate process in platform mode (``COZY_FIELDS``…, as cozy-stack
-isolates konnectors), against the worker's CouchDB store, with fleet mode on:
+isolates konnectors) — forked from the worker, which imported everything once,
+or a fresh interpreter (jobprocess.py) — against the worker's CouchDB store, with fleet mode on:
 its limiters take their tokens from Redis and its state writes check the
 account's lease (framework/fleet/limiter.py, lease.py).
 """
@@ -12,7 +13,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,6 +22,7 @@ from functools import cache
 from ..errors import CODES
 from ..registry import Registry
 from ..store import DocumentStore, Writer, open_backend
+from . import jobprocess
 from .jobs import Jobs, now_iso, retry_delay
 from .lease import Lease
 from .limiter import REDIS_ENV, client
@@ -101,9 +102,7 @@ def _run(settings: Settings, job: dict, lease: Lease) -> tuple[str | None, bool]
     }
     lost = threading.Event()
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "framework", "run", slug], env=env, stdout=output, stderr=subprocess.DEVNULL
-        )
+        process = jobprocess.start(settings.job_process, ["run", slug], env, output)
         done = threading.Event()
         keeper = threading.Thread(target=_keep, args=(lease, process, done, lost), daemon=True)
         keeper.start()
@@ -120,7 +119,7 @@ def _run(settings: Settings, job: dict, lease: Lease) -> tuple[str | None, bool]
     return code, lost.is_set()
 
 
-def _keep(lease: Lease, process: subprocess.Popen, done: threading.Event, lost: threading.Event) -> None:
+def _keep(lease: Lease, process: jobprocess.JobProcess, done: threading.Event, lost: threading.Event) -> None:
     """Renew the lease while the job runs; kill the job if the lease was lost."""
     while not done.wait(lease.ttl_ms / 3000):
         if not lease.renew():

@@ -16,7 +16,10 @@
   curve); 400 ``ADAM-ERR0123`` start before the meter's activation; 400 ``ADAM-ERR0126`` (v4) /
   ``ADAM-DC-0015`` (v5) window too long (7 days of curve, 365 of daily: the same codes are used
   for both); 400 ``ADAM-ERR0075`` load-curve recording refused by the customer; 404
-  ``no_data_found``; 429 "Quota Q3/Q4 reached" past 5 calls a second or 10,000 an hour.
+  ``no_data_found``; 429 "Quota Q3/Q4 reached" past 5 calls a second or 10,000 an hour. Enedis
+  counts these quotas per *application* (the ``client_id`` the token was issued to, each with its
+  own quota whatever the number of callers): the sandbox knows several applications (``clients``,
+  :meth:`EnedisSandbox.add_application`) and counts each one's calls apart.
 
 Payload shapes a real Enedis sends now and then, switchable per test: ``bad_values[day]``
 replaces every value of that day, daily, max power and curve (a non-numeric
@@ -81,7 +84,9 @@ class EnedisSandbox(Sandbox):
         self.redirect_uri = "http://127.0.0.1/callback"
         self._codes: dict[str, str] = {}
         self._refresh: dict[str, str] = {}
-        self._calls: list[float] = []
+        self.clients = {CLIENT_ID: CLIENT_SECRET}
+        self._calls: dict[str, list[float]] = {}
+        """Data calls of the last hour, per application (client_id)."""
         self.bad_values: dict[date, Any] = {}
         self.publication_delay_days = 0
 
@@ -95,6 +100,14 @@ class EnedisSandbox(Sandbox):
         }
         return {"fields": fields}
 
+    def add_application(self, client_id: str, client_secret: str) -> None:
+        """Another application registered at Enedis (its own client_id, secret and quotas)."""
+        self.clients[client_id] = client_secret
+
+    def reset_quotas(self) -> None:
+        """Every application starts again with its full quota (between benchmark rounds)."""
+        self._calls = {}
+
     def day(self) -> date:
         return self.today or datetime.now(PARIS).date()
 
@@ -103,7 +116,7 @@ class EnedisSandbox(Sandbox):
     @route("GET", "/dataconnect/v1/oauth2/authorize")
     def authorize(self, request: Request) -> Response:
         query = request.query
-        if query.get("client_id") != CLIENT_ID or query.get("response_type") != "code":
+        if query.get("client_id") not in self.clients or query.get("response_type") != "code":
             return _error(400, "invalid_request", "client_id and response_type=code are required")
         state = query.get("state", "")
         if not state[-1:].isdigit():
@@ -120,11 +133,12 @@ class EnedisSandbox(Sandbox):
     def token(self, request: Request) -> Response:
         form = request.form()
         credentials = request.basic_auth() or (form.get("client_id"), form.get("client_secret"))
-        if credentials != (CLIENT_ID, CLIENT_SECRET):
+        client_id, secret = credentials
+        if client_id not in self.clients or self.clients[client_id] != secret:
             return _error(401, "invalid_client", "Client authentication failed")
         grant = form.get("grant_type")
         if grant == "client_credentials":
-            token = self.issue_token(lifetime=12600, kind="v5")
+            token = self.issue_token(lifetime=12600, kind="v5", client_id=client_id)
             return json_response({"access_token": token, "token_type": "Bearer", "expires_in": "12600"})
         if grant == "authorization_code" and form.get("code") in self._codes:
             usage_point = self._codes.pop(form["code"])
@@ -134,7 +148,7 @@ class EnedisSandbox(Sandbox):
             return _error(400, "invalid_grant", "unknown, used or revoked code or refresh token")
         refresh = secrets.token_urlsafe(18)
         self._refresh[refresh] = usage_point
-        token = self.issue_token(lifetime=12600, kind="v4", usage_point=usage_point)
+        token = self.issue_token(lifetime=12600, kind="v4", usage_point=usage_point, client_id=client_id)
         return json_response(
             {
                 "access_token": token,
@@ -180,9 +194,7 @@ class EnedisSandbox(Sandbox):
         claims = self.token_claims(request)
         if claims is None or claims["kind"] != version:
             return _error(401, "invalid_token", "Invalid or expired access token")
-        now = time.monotonic()
-        self._calls = [t for t in self._calls if now - t < 3600] + [now]
-        if sum(1 for t in self._calls if now - t < 1) > 5 or len(self._calls) > 10_000:
+        if self.over_quota(claims.get("client_id", CLIENT_ID)):
             return _error(429, "Quota Q3", "Quota Q3/Q4 reached")
         query = request.query
         customer = self.customers.get(query.get("usage_point_id", ""))
@@ -245,6 +257,14 @@ class EnedisSandbox(Sandbox):
                 }
             }
         )
+
+    def over_quota(self, application: str) -> bool:
+        """Count a data call of ``application``: True past 5 in the last second or 10,000 in the last hour."""
+        now = time.monotonic()
+        with self._lock:
+            calls = [t for t in self._calls.get(application, []) if now - t < 3600] + [now]
+            self._calls[application] = calls
+        return sum(1 for t in calls if now - t < 1) > 5 or len(calls) > 10_000
 
     def intervals(self, customer: Customer, day: date) -> list[tuple[datetime, float]]:
         """(local start, average W) of every interval of ``day``: 23 or 25 hours on DST days."""

@@ -26,7 +26,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "cli_start": ([], ["--repeats", "2"]),
     "enedis_backfill": ([], ["--latency", "0.3", "--repeats", "1"]),
     "espi_parse": ([], ["--repeat", "1", "--days", "20"]),
-    "fleet": ([], ["--accounts", "4", "--workers", "1", "--no-kill"]),
+    "fleet": ([], ["--accounts", "4", "--applications", "2", "--workers", "1", "--concurrency", "2", "--no-kill"]),
 }  # fmt: skip
 
 

@@ -129,15 +129,21 @@ def _keep(lease: Lease, process: jobprocess.JobProcess, done: threading.Event, l
 
 
 def _code(output) -> str:
-    """The Cozy error code of a failed job: the message of its ``critical`` line."""
-    code = "UNKNOWN_ERROR"
+    """The Cozy error code of a failed job: the message of its ``critical`` line (its last error line logged)."""
+    code, error = "UNKNOWN_ERROR", None
     for raw in output:
         try:
             line = json.loads(raw)
         except ValueError:
             continue
-        if isinstance(line, dict) and line.get("type") == "critical" and line.get("message") in CODES:
+        if not isinstance(line, dict):
+            continue
+        if line.get("type") == "error":
+            error = line.get("message")
+        if line.get("type") == "critical" and line.get("message") in CODES:
             code = line["message"]
+    if error:
+        log.warning(f"job failed with {code}: {str(error)[:500]}")  # already redacted by the job
     return code
 
 

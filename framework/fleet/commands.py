@@ -82,8 +82,20 @@ def jobs(state: str | None, limit: int) -> None:
 @click.command()
 @click.option("--plan", "show_plan", is_flag=True, help="Print calls needed vs each application's quota; warn.")
 @click.option("--loop", "every", type=click.FloatRange(1), help="Run a pass every this many seconds, until stopped.")
-def schedule(show_plan: bool, every: float | None) -> None:
-    """Make a trigger per account (stable random time) and enqueue the due ones (KONNECTOR_NOW fixes now)."""
+@click.option(
+    "--resync",
+    type=click.FloatRange(1),
+    default=3600,
+    show_default=True,
+    help="With --loop: read every account and trigger again this often (new accounts get their trigger).",
+)
+def schedule(show_plan: bool, every: float | None, resync: float) -> None:
+    """Make a trigger per account (stable random time) and enqueue the due ones (KONNECTOR_NOW fixes now).
+
+    Due times are kept in Redis: a pass reads the due triggers only; every account and trigger is
+    read when the scheduler starts and every --resync seconds. Several schedulers may run: each
+    due trigger is claimed by one.
+    """
     from .worker import job_store
 
     settings = Settings.from_environment()
@@ -96,30 +108,37 @@ def schedule(show_plan: bool, every: float | None) -> None:
         for text in render(lines):
             click.echo(text)
         return
+    synced_at = None
     while True:
-        _schedule_pass(settings, jobs, manifests)
+        if synced_at is None or time.monotonic() - synced_at >= resync:
+            created, synced_at = _load(settings, jobs, manifests), time.monotonic()
+        else:
+            created = 0
+        _schedule_pass(settings, jobs, manifests, created)
         if every is None:
             return
         time.sleep(every)
 
 
-def _schedule_pass(settings: Settings, jobs, manifests) -> None:
-    """One pass, by one scheduler at a time (a Redis lock), however many are started."""
+def _now() -> datetime:
+    return runner.fixed_now(dict(os.environ)) or datetime.now(UTC)
+
+
+def _load(settings: Settings, jobs, manifests) -> int:
+    from .limiter import client
+    from .schedule import due_key, load_due
+
+    return load_due(client(settings.redis_url), due_key(settings.prefix), jobs, jobs.store, manifests, _now())
+
+
+def _schedule_pass(settings: Settings, jobs, manifests, created: int) -> None:
+    """One pass: claim the due triggers (Redis), enqueue their jobs."""
     from .app import enqueue as send
     from .app import make_app
     from .limiter import client
-    from .schedule import run_pass
+    from .schedule import due_key, run_pass
 
-    lock = client(settings.redis_url).lock("konnector:scheduler", timeout=300, blocking_timeout=0)
-    if not lock.acquire():
-        click.echo("another scheduler is running a pass; nothing done")
-        return
-    try:
-        app = make_app(settings)
-        now = runner.fixed_now(dict(os.environ)) or datetime.now(UTC)
-        done = run_pass(jobs, jobs.store, manifests, now, lambda job_id: send(app, job_id))
-    finally:
-        lock.release()
-    click.echo(
-        f"triggers created: {done.created}; jobs enqueued: {done.enqueued}; waiting for a person: {done.waiting}"
-    )
+    app = make_app(settings)
+    key = due_key(settings.prefix)
+    done = run_pass(client(settings.redis_url), key, jobs, manifests, _now(), lambda job_id: send(app, job_id))
+    click.echo(f"triggers created: {created}; jobs enqueued: {done.enqueued}; waiting for a person: {done.waiting}")

@@ -63,11 +63,19 @@ def enqueue(slug: str, account: str) -> None:
 @click.command()
 @click.option("--state", type=click.Choice(["queued", "running", "done", "errored"]), help="Only jobs in this state.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
-def jobs(state: str | None, limit: int) -> None:
-    """List io.cozy.jobs: konnector, account, state, error code, times."""
+@click.option("--purge", is_flag=True, help="Delete the jobs finished longer ago than the retention, instead.")
+@click.option("--older-than", "retention", help="With --purge: e.g. 2W, 3D, 12h (default KONNECTOR_JOBS_RETENTION).")
+def jobs(state: str | None, limit: int, purge: bool, retention: str | None) -> None:
+    """List io.cozy.jobs: konnector, account, state, error code, times (or purge the old finished ones)."""
     from .worker import job_store
 
     settings = Settings.from_environment()
+    if purge:
+        before, count = _purge(settings, retention)
+        click.echo(f"purged {count} job(s) finished before {before.isoformat()}")
+        return
+    if retention:
+        raise click.UsageError("--older-than goes with --purge")
     rows = job_store(settings.couchdb_url, settings.prefix).list(state, limit)
     click.echo(f"{'job':32}  {'konnector':20}  {'account':20}  {'state':8}  {'error':34}  finished")
     for job in rows:
@@ -87,7 +95,8 @@ def jobs(state: str | None, limit: int) -> None:
     type=click.FloatRange(1),
     default=3600,
     show_default=True,
-    help="With --loop: read every account and trigger again this often (new accounts get their trigger).",
+    help="With --loop: read every account and trigger again (new accounts get their trigger) and purge old jobs "
+    "this often.",
 )
 def schedule(show_plan: bool, every: float | None, resync: float) -> None:
     """Make a trigger per account (stable random time) and enqueue the due ones (KONNECTOR_NOW fixes now).
@@ -112,12 +121,27 @@ def schedule(show_plan: bool, every: float | None, resync: float) -> None:
     while True:
         if synced_at is None or time.monotonic() - synced_at >= resync:
             created, synced_at = _load(settings, jobs, manifests), time.monotonic()
+            if every is not None:  # a long-running scheduler keeps io.cozy.jobs bounded
+                before, count = _purge(settings, None)
+                click.echo(f"purged {count} job(s) finished before {before.isoformat()}")
         else:
             created = 0
         _schedule_pass(settings, jobs, manifests, created)
         if every is None:
             return
         time.sleep(every)
+
+
+def _purge(settings: Settings, retention: str | None) -> tuple[datetime, int]:
+    """Delete the jobs finished before now minus the retention (cozy-stack keeps two weeks)."""
+    from datetime import timedelta
+
+    from .jobs import retention_seconds
+    from .worker import job_store
+
+    seconds = retention_seconds(retention) if retention else settings.jobs_retention
+    before = _now() - timedelta(seconds=seconds)
+    return before, job_store(settings.couchdb_url, settings.prefix).purge(before)
 
 
 def _now() -> datetime:

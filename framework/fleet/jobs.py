@@ -22,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..store import Doc, DocumentStore
 
 JOBS = "io.cozy.jobs"
@@ -29,6 +30,9 @@ TRIGGERS = "io.cozy.triggers"
 STATES = ("queued", "running", "done", "errored")
 RETRIED = ("VENDOR_DOWN",)
 MAX_ATTEMPTS = 3
+RETENTION = "2W"
+"""Finished jobs are kept two weeks: cozy-stack's ``jobs.defaultDurationToKeep`` default."""
+UNITS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "D": 86400, "w": 7 * 86400, "W": 7 * 86400, "M": 30 * 86400}
 
 
 def now_iso() -> str:
@@ -49,6 +53,20 @@ def retry_delay(code: str | None, attempt: int, base: float) -> float | None:
     if code not in RETRIED or attempt >= MAX_ATTEMPTS:
         return None
     return min(base * 2 ** (attempt - 1), base * 2 ** (MAX_ATTEMPTS - 1))
+
+
+def retention_seconds(text: str) -> float:
+    """``2W``, ``3D``, ``2M`` (months of 30 days), as cozy-stack writes them, or ``12h``, ``30m``, ``90s``, seconds."""
+    value = text.strip()
+    unit = UNITS.get(value[-1:]) if value[-1:].isalpha() else 1
+    number = value[:-1] if value[-1:].isalpha() else value
+    try:
+        seconds = float(number) * unit if unit else -1
+    except ValueError:
+        seconds = -1
+    if seconds <= 0:
+        raise ConfigurationError(f"a job retention is a positive duration such as 2W, 3D, 12h or 3600: {text!r}")
+    return seconds
 
 
 def trigger_id(slug: str, account: str) -> str:
@@ -88,6 +106,23 @@ class Jobs:
         selector: Doc = {"state": state} if state else {"worker": "konnector"}
         jobs = self.store.find(JOBS, selector, limit=limit)
         return sorted(jobs, key=lambda job: job.get("queued_at", ""))
+
+    def purge(self, before: datetime, batch: int = 1000) -> int:
+        """Delete the jobs that finished (done or errored) before ``before``; return how many.
+
+        As cozy-stack's ``jobs purge-old-jobs``, with the difference that queued and running
+        jobs are never deleted however old (a job still running is not history yet). A
+        trigger's ``current_state`` keeps the outcome of its account's last job anyway.
+        """
+        cutoff = before.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        selector = {"state": {"$in": ["done", "errored"]}, "finished_at": {"$lt": cutoff}}
+        purged = 0
+        while old := self.store.find(JOBS, selector, limit=batch):
+            self.store.delete(JOBS, old)
+            purged += len(old)
+            if len(old) < batch:
+                break
+        return purged
 
     # triggers
 

@@ -9,6 +9,7 @@
 | ``KONNECTOR_VISIBILITY_TIMEOUT`` | 3600 | Redis broker: seconds before an unacknowledged job is redelivered |
 | ``KONNECTOR_LEASE_SECONDS`` | 60 | an account's lease, renewed every third of it while its job runs |
 | ``KONNECTOR_RETRY_SECONDS`` | 60 | first wait before a ``VENDOR_DOWN`` job is tried again (then doubled) |
+| ``KONNECTOR_JOBS_RETENTION`` | 2W | finished jobs older than this are purged (cozy-stack's default) |
 | ``KONNECTOR_JOB_PROCESS`` | fork | ``fork``: a job forks the worker (imports done once); else ``subprocess`` |
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError
 from .jobprocess import MODES
+from .jobs import RETENTION, retention_seconds
 from .limiter import REDIS_ENV
 
 
@@ -33,6 +35,7 @@ class Settings:
     lease_seconds: float
     retry_seconds: float
     job_process: str = "fork"
+    jobs_retention: float = 14 * 86400
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             lease_seconds=_seconds(env, "KONNECTOR_LEASE_SECONDS", 60),
             retry_seconds=_seconds(env, "KONNECTOR_RETRY_SECONDS", 60),
             job_process=_choice(env, "KONNECTOR_JOB_PROCESS", MODES),
+            jobs_retention=retention_seconds(env.get("KONNECTOR_JOBS_RETENTION") or RETENTION),
         )
         return settings
 

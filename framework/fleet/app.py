@@ -17,7 +17,11 @@ everywhere. How it is configured, and why:
 - ``task_time_limit``: the job's own limit (manifest ``time_limit`` or
   ``COZY_TIME_LIMIT``) is enforced on its process; Celery's hard limit is a
   backstop above it;
-- results are not kept in the broker: the outcome is in ``io.cozy.jobs``.
+- results are not kept in the broker: the outcome is in ``io.cozy.jobs``;
+- a job whose worker-side bookkeeping fails (the store or Redis unreachable for
+  a moment: a reset connection) is queued again, after 1, 2, 4… s, up to
+  ``BOOKKEEPING_TRIES`` times, rather than left ``running`` for ever (its run is
+  idempotent: the account's bookmarks say what is stored).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .settings import Settings
 
 QUEUE = "konnectors"
 TASK = "konnector.run"
+BOOKKEEPING_TRIES = 6
 
 
 def make_app(settings: Settings) -> Celery:
@@ -53,10 +58,16 @@ def make_app(settings: Settings) -> Celery:
     )
 
     @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)
-    def run_job(job_id: str) -> None:
-        from .worker import execute
+    def run_job(job_id: str, tries: int = 0) -> None:
+        from .worker import execute, log
 
-        execute(settings, job_id, requeue=lambda delay: run_job.apply_async((job_id,), countdown=delay))
+        try:
+            execute(settings, job_id, requeue=lambda delay: run_job.apply_async((job_id,), countdown=delay))
+        except Exception as error:
+            if tries + 1 >= BOOKKEEPING_TRIES:
+                raise
+            log.warning(f"job {job_id}: {error}; queued again in {2**tries} s")
+            run_job.apply_async((job_id, tries + 1), countdown=2**tries)
 
     return app
 

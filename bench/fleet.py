@@ -21,7 +21,8 @@ copies read the template's usage point: every account of a round shares one
 store (per-household databases are not built), and households with different
 data would all rewrite the same time-keyed documents at once — in Cozy each
 household writes its own databases. With one usage point a job finds the
-documents as a previous job left them (the store writes only changes). Each round gets fresh databases,
+documents as a previous job left them (the store writes only changes); one
+run before each round (not counted) writes them first. Each round gets fresh databases,
 enqueues one job per account plus a second job for every tenth account (the
 lease must keep the pairs apart), and waits until every job has ended.
 
@@ -184,8 +185,10 @@ class Bench:
             doc = json.loads(json.dumps(self.templates[n % len(self.templates)]))
             doc["_id"] = f"account-{n:05d}"
             copies.append(doc)
-        store.save("io.cozy.accounts", copies)
+        seed = json.loads(json.dumps(self.templates[0])) | {"_id": "seed"}
+        store.save("io.cozy.accounts", [*copies, seed])
         env = self.env(prefix, job_process)
+        self.seed(env)
         settings = Settings.from_environment(env)
         jobs = Jobs(store)
         app = make_app(settings)
@@ -237,6 +240,17 @@ class Bench:
             "killed_worker": killed,
             "errors": dict(Counter(j.get("error") for j in every if j["state"] != "done")),
         }
+
+    def seed(self, env: dict[str, str]) -> None:
+        """One run before the round (not counted) writes the documents every job will find unchanged.
+
+        Without it the round's first jobs would all create the same documents at once in the
+        shared store and fight over them (conflicts past the store's merge rounds).
+        """
+        run_env = env | {"COZY_FIELDS": json.dumps({"konnector": SLUG, "account": "seed"})}
+        done = subprocess.run([sys.executable, "-m", "framework", "run"], env=run_env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"the round's seed run failed: {done.stdout[-600:]}")
 
     def worker(self, env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen(

@@ -37,9 +37,9 @@ def test_two_jobs_of_one_account_never_overlap(fleet, db_prefix):
     account = f"{db_prefix}busy"
     fleet.account(account)
     fleet.env["COZY_PARAMETERS"] = json.dumps({"days": 6, "pause": 0.3})
-    fleet.worker(concurrency=2)
-    fleet.worker(concurrency=1)
     ids = [fleet.cli("enqueue", "probe", "--account", account).stdout.strip() for _ in range(2)]
+    fleet.worker(concurrency=2)  # both jobs are queued when the workers start: they are taken at once
+    fleet.worker(concurrency=1)
     assert wait_for(lambda: all(fleet.finished(i) for i in ids), 90)
     first, second = sorted((fleet.jobs.get(i) for i in ids), key=lambda job: job["started_at"])
     assert first["state"] == second["state"] == "done"

@@ -11,6 +11,9 @@ for a core is not counted. The ratio to ``python -c pass`` is taken within each 
 every manifest already known valid (framework/launch.py): the warm-up rounds fill that cache, so
 the figures are those of every run but the first after an install or an edit. ``--no-cache``
 measures with the cache turned off (``KONNECTOR_CACHE_DIR=""``): click and jsonschema every time.
+``--venv DIR`` measures another installation: this checkout's venv is an editable install, whose
+``.pth`` finder imports pathlib, re and urllib.parse into every interpreter, ``python -c pass``
+included; a wheel install has a lighter bare interpreter, so a higher ratio.
 The children run without ``PYTHONDONTWRITEBYTECODE``, so that the warm-up writes the ``.pyc``
 files an installed package has: otherwise every run compiles the framework's modules again.
 
@@ -33,12 +36,17 @@ from pathlib import Path
 from harness import Samples, header, ratios, verdict
 
 HEAVY = ("zeep", "lxml", "cryptography", "jsonschema", "requests", "jwt", "urllib3")
-KONNECTOR = str(Path(sys.executable).parent / "konnector")
-COMMANDS = {
-    "python -c pass": [sys.executable, "-c", "pass"],
-    "konnector --help": [sys.executable, KONNECTOR, "--help"],
-    "konnector list": [sys.executable, KONNECTOR, "list"],
-}
+COMMANDS: dict[str, list[str]] = {}
+
+
+def commands(bin_dir: Path) -> dict[str, list[str]]:
+    """The three commands, run by the ``python`` and ``konnector`` of one installation."""
+    python, konnector = str(bin_dir / "python"), str(bin_dir / "konnector")
+    return {
+        "python -c pass": [python, "-c", "pass"],
+        "konnector --help": [python, konnector, "--help"],
+        "konnector list": [python, konnector, "list"],
+    }
 
 
 ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
@@ -71,7 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-cache", action="store_true", help="KONNECTOR_CACHE_DIR='': no help or manifest cache")
+    parser.add_argument(
+        "--venv", type=Path, help="Measure this installation (e.g. a venv with the wheel): default, this one"
+    )
     args = parser.parse_args()
+    COMMANDS.update(commands(args.venv / "bin" if args.venv else Path(sys.executable).parent))
     if args.no_cache:
         ENV["KONNECTOR_CACHE_DIR"] = ""
     header("CLI start: fresh processes" + (", cache off" if args.no_cache else ""), args.repeats)

@@ -129,12 +129,12 @@ def _described(entry: EntryPoint) -> str | None:
 
 
 @functools.cache
-def _parsed(source: Path) -> ast.Module | None:
+def _parsed(source: str) -> ast.Module | None:
     """A module's syntax tree, parsed once however many commands it holds."""
     import ast
 
     try:
-        return ast.parse(source.read_text(encoding="utf-8"))
+        return ast.parse(Path(source).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return None
 

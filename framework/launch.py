@@ -103,7 +103,7 @@ def _help_key(prog: str) -> str | None:
         source = source_of(entry.module)
         if source is None:
             return None
-        sources.append(str(source))
+        sources.append(source)
     try:
         stats = [(source, os.stat(source).st_mtime_ns, os.stat(source).st_size) for source in sources]
     except OSError:

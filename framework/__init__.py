@@ -8,8 +8,6 @@ starts fast.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # ``typing`` costs ~5 ms to import, which `konnector --help` need not pay
 if TYPE_CHECKING:
     from typing import Any
@@ -57,6 +55,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # here, not above: ``importlib`` imports ``warnings``, which `konnector --help` need not pay
+
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value

@@ -11,7 +11,6 @@ checks that both agree on this installation.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from collections import namedtuple
 
 TYPE_CHECKING = False  # ``typing`` costs ~5 ms to import: `konnector --help` does without it
 if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
     from typing import Any
 
 _SUFFIXES = (".dist-info", ".egg-info")
@@ -49,6 +49,8 @@ class EntryPoint(namedtuple("EntryPoint", "name value group dist", defaults=(Non
         return self.value.partition(":")[2].split("[", 1)[0].strip()
 
     def load(self) -> Any:
+        import importlib
+
         found: Any = importlib.import_module(self.module)
         for part in filter(None, self.attr.split(".")):
             found = getattr(found, part)
@@ -90,11 +92,9 @@ def source_of(module: str) -> str | None:
     """The file of a module, found without importing it nor its parent packages (whose
     ``__init__`` may be heavy): only the top-level package is located. ``os.path``, not pathlib:
     `konnector --help` imports this module, and pathlib costs it ~3 ms (urllib.parse, ipaddress)."""
-    import importlib.util
-
     top, _, rest = module.partition(".")
     try:
-        spec = importlib.util.find_spec(top)
+        spec = find_spec(top)
     except (ImportError, ValueError):
         return None
     if spec is None:
@@ -106,6 +106,32 @@ def source_of(module: str) -> str | None:
         for candidate in (base + ".py", os.path.join(base, "__init__.py")):
             if os.path.isfile(candidate):
                 return candidate
+    return None
+
+
+def find_spec(name: str) -> ModuleSpec | None:
+    """``importlib.util.find_spec(name)``, the same answer, without importing ``importlib``
+    (``warnings``) and ``importlib.util`` (``contextlib``): about 1 ms of the 10 that `konnector
+    --help` and `list` may spend above a bare interpreter. A top-level name is asked of each
+    ``sys.meta_path`` finder in turn, as the import system does; a dotted name (whose parent must
+    be imported) or a finder without ``find_spec`` goes to ``importlib.util`` itself."""
+    if name in sys.modules:
+        module = sys.modules[name]
+        if module is None:
+            return None
+        spec = getattr(module, "__spec__", None)
+        if spec is None:
+            raise ValueError(f"{name}.__spec__ is None or not set")
+        return spec
+    finders = sys.meta_path
+    if "." in name or not all(hasattr(finder, "find_spec") for finder in finders):
+        import importlib.util
+
+        return importlib.util.find_spec(name)
+    for finder in finders:
+        spec = finder.find_spec(name, None)
+        if spec is not None:
+            return spec
     return None
 
 

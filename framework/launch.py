@@ -9,9 +9,13 @@ and defining the CLI's commands and describing the plugged ones adds more; so:
   ``sys.path`` entries and the distributions each holds (an install, upgrade or removal changes
   them), the ``konnector.commands`` entry points, and the size and mtime of ``framework/cli.py``
   and of every plugged command's source. On a miss click renders it, and it is stored.
-- ``konnector list`` discovers the konnectors as ever (built-in, ``KONNECTOR_PATH``, entry points:
-  nothing about *which* konnectors exist is cached), but a manifest already validated with the
-  same content is not validated again (framework/manifest.py), so jsonschema is not imported.
+- ``konnector list`` prints its text from the user cache too, under a key holding everything
+  discovery reads (:func:`_list_key`): the manifest folders' entries and each manifest's whole
+  content, ``KONNECTOR_PATH``, the installed distributions and ``konnectors`` entry points with
+  their ``manifest.json``. Computing that key imports neither the registry nor pathlib (~3 ms in
+  a wheel install: urllib.parse, ipaddress). On a miss discovery runs as ever (framework/registry.py),
+  where a manifest already validated with the same content is not validated again
+  (framework/manifest.py), so jsonschema is not imported either.
 
 Any other command, or any failure on these paths, goes to click (framework/cli.py), which then
 does and reports everything as it always has.
@@ -25,6 +29,13 @@ import sys
 HELP_FORMAT = "help/1"
 """Changes when the help cache's key or content changes meaning, so older entries are not read."""
 _LOCALE = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+LIST_FORMAT = "list/1"
+"""Changes when the listing cache's key or content changes meaning."""
+PATH_ENV, ENTRY_POINT_GROUP, BUILTIN_PACKAGE = "KONNECTOR_PATH", "konnectors", "konnectors"
+"""framework/registry.py's, repeated so that a cached ``konnector list`` imports neither it nor
+pathlib (~3 ms with urllib.parse and ipaddress); tests/framework/test_cli_cache.py checks they agree."""
+_LIST_CODE = ("launch.py", "registry.py", "manifest.py", "manifest.schema.json", "entrypoints.py")
+"""The framework files whose code or data decide what ``konnector list`` prints."""
 
 
 def main(prog_name: str | None = None) -> object:
@@ -146,15 +157,96 @@ def _click_columns() -> int:
 def _list() -> bool:
     """``konnector list`` without click; False (nothing printed) if discovery fails, so that click
     runs the command again and reports the failure in its usual words."""
+    from . import usercache
+
+    key = _list_key()
+    name = "list-" + usercache.fingerprint(repr((sys.prefix, sys.path)))
+    text = usercache.read(name, key) if key else None
+    if text is None:
+        text = _listing()
+        if text is None:
+            return False
+        if key and key == _list_key():  # nothing changed while discovering: the text is key's
+            usercache.write(name, key, text)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return True
+
+
+def _listing() -> str | None:
+    """What ``konnector list`` prints, from discovery (framework/registry.py); None if it fails."""
     try:
         from .registry import Registry
 
         rows = [(m.slug, m.name, m.version, m.source) for m in Registry.discover()]
     except Exception:
-        return False
-    sys.stdout.write("".join(line + "\n" for line in table_lines(("SLUG", "NAME", "VERSION", "SOURCE"), rows)))
-    sys.stdout.flush()
-    return True
+        return None
+    return "".join(line + "\n" for line in table_lines(("SLUG", "NAME", "VERSION", "SOURCE"), rows))
+
+
+def _list_key() -> str | None:
+    """Everything discovery reads, as one line: the key of ``konnector list``'s stored text. The
+    manifest folders' entries (name, folder or file: a KONNECTOR_PATH konnector's module must be
+    there) with every ``*.json`` file's whole content, ``KONNECTOR_PATH``, the installed
+    distributions and the ``konnectors`` entry points with their packages' ``manifest.json``, the
+    Python version and the framework files that discover and print. None if any of it cannot be
+    read: discovery then runs, and reports what is wrong."""
+    from .entrypoints import entry_points, installed
+
+    here = os.path.dirname(__file__)
+    raw = os.environ.get(PATH_ENV, "")
+    try:
+        code = [(name, _stamp(os.path.join(here, name))) for name in _LIST_CODE]
+        builtin = _package_folder(BUILTIN_PACKAGE)
+        folders = [os.path.join(builtin, "manifests")] if builtin else []
+        folders += [os.path.abspath(folder) for folder in raw.split(os.pathsep) if folder]
+        plugins = []
+        for entry in entry_points(ENTRY_POINT_GROUP):
+            package = _package_folder(entry.value)
+            manifest = os.path.join(package, "manifest.json") if package else None
+            dist = entry.dist.name if entry.dist else None
+            plugins.append((entry.name, entry.value, dist, manifest, _content(manifest) if manifest else None))
+        seen = [(folder, _folder_entries(folder)) for folder in folders]
+    except (OSError, ImportError, ValueError):
+        return None
+    return repr((LIST_FORMAT, sys.version, raw, installed(), code, seen, plugins))
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _package_folder(name: str) -> str | None:
+    """Where discovery finds package ``name`` (``importlib.util.find_spec``'s answer)."""
+    from .entrypoints import find_spec
+
+    spec = find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(iter(spec.submodule_search_locations))
+
+
+def _folder_entries(folder: str) -> list[tuple[str, bool, bool, bytes | None]]:
+    """Each entry's name, whether it is a folder or a file, and a ``*.json`` file's content."""
+    with os.scandir(folder) as entries:
+        return sorted(
+            (entry.name, entry.is_dir(), entry.is_file(), _content(entry.path) if _is_json(entry) else None)
+            for entry in entries
+        )
+
+
+def _is_json(entry: os.DirEntry) -> bool:
+    return entry.name.lower().endswith(".json") and entry.is_file()
+
+
+def _content(path: str) -> bytes | None:
+    """A file's bytes, whole (a manifest is a few kB): compared exactly, no hash library imported."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
 
 
 def table_lines(header: tuple[str, ...], rows: list[tuple]) -> list[str]:

@@ -1,8 +1,10 @@
-"""`konnector --help` from the cache of click's rendering, `konnector list` without re-validating:
-the real command in fresh processes, each told which cache directory to use.
+"""`konnector --help` from the cache of click's rendering, `konnector list` from the cache of its
+text or at least without re-validating: the real command in fresh processes, each told which cache
+directory to use.
 
 Whether a run used the cache is read from ``-X importtime``: a hit imports neither click (help)
-nor jsonschema (list); a miss must, as the cache does not know the answer.
+nor the registry (list), a listing run again imports no jsonschema; a miss must, as the cache
+does not know the answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from framework import usercache
 from tests.conftest import PATH_KONNECTORS
+from tests.framework.test_registry import THIRD_PARTY_CODE, THIRD_PARTY_MANIFEST, install_distribution
 
 SCRIPT = Path(sys.executable).parent / "konnector"
 CLICK_HELP = "from framework.cli import main; main(prog_name='konnector')"
@@ -28,8 +31,10 @@ class Run:
     def __init__(self, done: subprocess.CompletedProcess) -> None:
         self.status, self.stdout = done.returncode, done.stdout
         self.stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("import time:"))
-        imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-        self.imported = {name.split(".")[0] for name in imported}
+        self.modules = {
+            line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+        }
+        self.imported = {name.split(".")[0] for name in self.modules}
 
 
 def konnector(*args: str, cache: Path | str, env: dict[str, str] | None = None, click_only: bool = False) -> Run:
@@ -89,6 +94,79 @@ def test_help_follows_a_plugin_installed_edited_upgraded_removed(tmp_path):
     assert "hello" not in konnector("--help", cache=cache, env=env).stdout
 
 
+def _same_as_discovery(env: dict[str, str], cache: Path) -> Run:
+    """``konnector list`` twice through the cache: both print what discovery prints through click
+    with no cache at all, and the second, when the listing succeeds, from the cache alone."""
+    discovered = konnector("list", cache="", env=env, click_only=True)
+    first, second = (konnector("list", cache=cache, env=env) for _ in range(2))
+    assert first.stdout == second.stdout == discovered.stdout
+    assert first.status == second.status == discovered.status
+    assert first.stderr == second.stderr == discovered.stderr
+    if discovered.status == 0:
+        assert "framework.registry" not in second.modules and "jsonschema" not in second.imported
+    return second
+
+
+def _edit_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
+    """Only the content differs: a key made of sizes and mtimes would not see it."""
+    text, before = path.read_text(), path.stat()
+    assert len(old) == len(new) and old in text
+    path.write_text(text.replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+
+
+def test_list_from_the_cache_follows_plugins_konnector_path_and_manifests(tmp_path):
+    cache, site, extra, other = tmp_path / "cache", tmp_path / "site", tmp_path / "extra", tmp_path / "other"
+    site.mkdir()
+    shutil.copytree(PATH_KONNECTORS, extra)
+    env = {"PYTHONPATH": str(site)}
+    builtin = _same_as_discovery(env, cache).stdout
+    assert "greenbutton-file" in builtin
+
+    install_distribution(site, THIRD_PARTY_MANIFEST, THIRD_PARTY_CODE)  # a plugin installed
+    assert "meter-reader" in _same_as_discovery(env, cache).stdout
+    _edit_keeping_size_and_mtime(site / "meter_reader" / "manifest.json", "Meter Reader", "Meter Render")
+    assert "Meter Render" in _same_as_discovery(env, cache).stdout
+
+    env["KONNECTOR_PATH"] = str(extra)  # a KONNECTOR_PATH directory
+    assert "probe " in _same_as_discovery(env, cache).stdout
+    _edit_keeping_size_and_mtime(extra / "probe.json", '"Probe"', '"Prune"')
+    assert "Prune" in _same_as_discovery(env, cache).stdout
+
+    other.mkdir()  # a second directory, then a konnector added to it
+    env["KONNECTOR_PATH"] = os.pathsep.join((str(extra), str(other)))
+    assert (
+        _same_as_discovery(env, cache).stdout
+        == konnector("list", cache="", env={**env, "KONNECTOR_PATH": str(extra)}).stdout
+    )
+    manifest = (extra / "probe.json").read_text().replace('"probe"', '"probe-two"')
+    (other / "probe-two.json").write_text(manifest.replace("probe_konnector:", "probe_two:"))
+    (other / "probe_two.py").write_text("")
+    assert "probe-two" in _same_as_discovery(env, cache).stdout
+
+    (other / "probe_two.py").unlink()  # its module gone: discovery refuses it, from the cache too
+    gone = _same_as_discovery(env, cache)
+    assert gone.status == 1 and "is not a module of" in gone.stderr
+    (other / "probe_two.py").write_text("")
+    assert "probe-two" in _same_as_discovery(env, cache).stdout
+
+    shutil.rmtree(site / "meter_reader-0.3.0.dist-info")  # the plugin removed
+    del env["KONNECTOR_PATH"]
+    assert _same_as_discovery(env, cache).stdout == builtin
+
+
+def test_list_names_agree_with_the_registry():
+    from framework import launch, registry
+
+    assert (launch.PATH_ENV, launch.ENTRY_POINT_GROUP, launch.BUILTIN_PACKAGE) == (
+        registry.PATH_ENV,
+        registry.ENTRY_POINT_GROUP,
+        registry.BUILTIN_PACKAGE,
+    )
+    assert str(registry.BUILTIN_MANIFESTS) == os.path.join(launch._package_folder("konnectors"), "manifests")
+
+
 def test_list_validates_a_manifest_once_and_every_changed_one(tmp_path):
     konnectors, cache = tmp_path / "konnectors", tmp_path / "cache"
     shutil.copytree(PATH_KONNECTORS, konnectors)
@@ -97,6 +175,11 @@ def test_list_validates_a_manifest_once_and_every_changed_one(tmp_path):
     first, second = (konnector("list", cache=cache, env=env) for _ in range(2))
     assert first.stdout == second.stdout == clicks.stdout and "probe" in clicks.stdout
     assert "jsonschema" in first.imported and not {"jsonschema", "click"} & second.imported
+    (tmp_path / "empty").mkdir()  # the listing changes (another directory), no manifest does
+    env["KONNECTOR_PATH"] += os.pathsep + str(tmp_path / "empty")
+    again = konnector("list", cache=cache, env=env)
+    assert again.stdout == clicks.stdout and "framework.registry" in again.modules
+    assert "jsonschema" not in again.imported
 
     manifest = konnectors / "probe.json"
     valid, before = manifest.read_text(), manifest.stat()
@@ -144,7 +227,7 @@ def test_cache_files_are_private_and_read_only_by_their_owner(tmp_path):
     konnector("list", cache=cache)
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     entries = sorted(cache.iterdir())
-    assert [entry.name.split("-")[0] for entry in entries] == ["help", "manifests"]
+    assert [entry.name.split("-")[0] for entry in entries] == ["help", "list", "manifests"]
     assert all(stat.S_IMODE(entry.stat().st_mode) == 0o600 for entry in entries)
 
     [help_file] = cache.glob("help-*")

@@ -46,3 +46,18 @@ def test_a_distribution_on_the_path_is_read_and_loaded(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["extra-thing", "extra_thing_cmds", "group.hello", "hi", "False"], done.stderr
+
+
+@pytest.mark.parametrize("name", ["konnectors", "framework", "json", "framework.cli", "os.path", "no_such_module_x"])
+def test_find_spec_answers_as_importlib_util(name):
+    """In a fresh interpreter: konnectors not imported yet, the editable install's finder on
+    sys.meta_path when this venv has one; a dotted name goes through importlib.util itself."""
+    probe = (
+        "import sys; from framework.entrypoints import find_spec; ours = find_spec(sys.argv[1]);"
+        "import importlib.util; theirs = importlib.util.find_spec(sys.argv[1]);"
+        "show = lambda s: s and (s.name, s.origin, list(s.submodule_search_locations or ()));"
+        "print(show(ours) == show(theirs), show(ours))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, name], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("True "), done.stdout + done.stderr
+    assert ("None" in done.stdout) == (name == "no_such_module_x")

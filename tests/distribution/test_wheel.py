@@ -123,3 +123,33 @@ def test_installed_wheel_lists_and_demos(installed, tmp_path):
     rows = [line.split() for line in demo.stdout.splitlines() if line.split() and line.split()[0] in slugs]
     assert {row[0] for row in rows} == slugs and all(row[1] == "ok" for row in rows), demo.stdout
     assert (tmp_path / "data" / "report.html").stat().st_size > 10_000
+
+
+def test_installed_wheel_warm_help_and_list_import_only_the_launcher(installed, tmp_path):
+    """A wheel install has no editable finder importing pathlib, re and urllib.parse into every
+    interpreter: what `konnector --help` and `list` import there is theirs alone (issue #22).
+    Once their cache is warm, beyond a bare interpreter: pip's script's ``re`` and the launcher."""
+    python, script = str(installed / "bin" / "python"), str(installed / "bin" / "konnector")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KONNECTOR_PATH")}
+    env["KONNECTOR_CACHE_DIR"] = str(tmp_path / "cache")
+
+    def modules(*args: str) -> tuple[str, set[str]]:
+        done = subprocess.run(
+            [python, "-X", "importtime", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout, {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+
+    _, bare = modules("-c", "import re")
+    for command in ("--help", "list"):
+        cold, _ = modules(script, command)
+        warm, loaded = modules(script, command)
+        assert warm == cold and warm
+        assert {name for name in loaded - bare if name.startswith("framework")} == {
+            "framework",
+            "framework.launch",
+            "framework.usercache",
+            "framework.entrypoints",
+        }
+        costly = ("pathlib", "urllib.parse", "ipaddress", "json", "click", "importlib.util", "contextlib", "typing")
+        assert [name for name in costly if name in loaded] == []

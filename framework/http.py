@@ -25,7 +25,6 @@ from __future__ import annotations
 import email.utils
 import importlib
 import ipaddress
-import itertools
 import logging
 import os
 import random
@@ -479,20 +478,76 @@ def prefetch(
     session's rate limiter still spaces the calls. Up to ``ahead`` items are
     queued, so calls go on while the consumer pauses (to store a batch) instead
     of stalling after ``workers`` answers. Closing the iterator cancels the calls
-    not yet started; an exception comes out at its item's turn.
+    not yet started; an exception comes out at its item's turn. Several streams
+    of calls sharing one quota: :class:`Prefetch`.
     """
-    pending: deque[tuple[Any, Future]] = deque()
-    iterator = iter(items)
-    with ThreadPoolExecutor(workers) as pool:
-        try:
-            for item in itertools.islice(iterator, max(workers, ahead)):
-                pending.append((item, pool.submit(function, item)))
-            while pending:
-                item, future = pending.popleft()
-                result = future.result()
-                for following in itertools.islice(iterator, 1):
-                    pending.append((following, pool.submit(function, following)))
-                yield item, result
-        finally:
-            for _, future in pending:
-                future.cancel()
+    with Prefetch(function, workers=workers, ahead=ahead) as calls:
+        calls.plan(None, items)
+        for _, item, result in calls:
+            yield item, result
+
+
+class Prefetch:
+    """Calls of several lanes (a konnector's streams) through one pool and one look-ahead queue.
+
+    A backfill of several streams that runs them one after the other lets the
+    quota idle at each change of stream: the last answers of one are awaited
+    before the first call of the next is sent. Here the lanes' items are taken
+    in turn (one of each lane, then again) into a single queue of ``ahead``
+    calls, ``workers`` at a time, so calls go on from the first to the last
+    whatever the lane, and while the consumer stores. Answers come out in the
+    order the calls were queued: each lane's in its own order (a bookmark per
+    lane can follow them). :meth:`plan` replaces a lane's items at any time
+    (a window refused as too long, a start to move): its queued calls are
+    cancelled, or their answers dropped if already under way.
+    Use as a context manager: leaving it cancels what was not started.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], *, workers: int = 4, ahead: int = 16) -> None:
+        self.function = function
+        self.ahead = max(workers, ahead)
+        self._pool = ThreadPoolExecutor(workers)
+        self._lanes: dict[Any, Iterator[Any]] = {}
+        self._queued: deque[tuple[Any, Any, Future]] = deque()
+
+    def plan(self, lane: Any, items: Iterable[Any]) -> None:
+        """From now on, ``lane`` is ``items``: what was queued for it before is dropped."""
+        for entry in [entry for entry in self._queued if entry[0] == lane]:
+            entry[2].cancel()
+            self._queued.remove(entry)
+        self._lanes.pop(lane, None)
+        self._lanes[lane] = iter(items)
+        self._fill()
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
+        """``(lane, item, function(item))`` as they are consumed; an exception at its item's turn."""
+        while self._queued:
+            lane, item, future = self._queued.popleft()
+            result = future.result()
+            self._fill()
+            yield lane, item, result
+
+    def _fill(self) -> None:
+        """Queue calls, the lanes taking turns, until ``ahead`` are queued or every lane is done."""
+        while len(self._queued) < self.ahead and self._lanes:
+            lane = next(iter(self._lanes))
+            items = self._lanes.pop(lane)
+            item = next(items, _NOTHING)
+            if item is not _NOTHING:
+                self._lanes[lane] = items  # to the back: the lanes take turns
+                self._queued.append((lane, item, self._pool.submit(self.function, item)))
+
+    def close(self) -> None:
+        """Cancel the calls not started; wait for those under way (their own timeouts bound them)."""
+        self._lanes.clear()
+        self._queued.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_NOTHING = object()

@@ -7,6 +7,10 @@ asked, client-certificate checks (mutual TLS); bearer tokens it issues, can
 expire and revoke; fault injection (latency, statuses such as 429 or 5xx with
 headers, malformed bodies) on chosen paths; and a record of every request
 received, for tests to assert on.
+
+A request goes through :meth:`Sandbox.admit` as it arrives, before the latency:
+that is where a provider's gateway counts quotas (a call counts when it comes
+in, not when the backend behind the gateway has answered it).
 """
 
 from __future__ import annotations
@@ -250,11 +254,22 @@ class Sandbox:
 
     # dispatch
 
+    def admit(self, request: Request) -> Response | None:
+        """The gateway's answer to a request as it arrives (a 429 over quota), or None to serve it.
+
+        Called before the latency, as an API gateway counts a call when it comes in; its refusals
+        come back at once, without the backend's latency. None here: no quota.
+        """
+        return None
+
     def handle(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
         if self.on_request:
             self.on_request(request)
+        refused = self.admit(request)
+        if refused is not None:
+            return refused
         time.sleep(self.latency)
         fault = self._take_fault(request.path)
         if fault:

@@ -29,7 +29,7 @@ from framework import (
     UserActionNeeded,
     VendorDown,
 )
-from framework.http import RateLimiter, prefetch
+from framework.http import Prefetch, RateLimiter
 from framework.marks import StreamMark
 from framework.oauth import OAuthClient
 from framework.records import warn_skipped
@@ -101,35 +101,42 @@ class EnedisDataConnect(Konnector):
         today = ctx.now().astimezone(metering.PARIS).date()
         saved = ctx.state.get("bookmark") or {}
         marks = {stream.name: StreamMark.load(saved.get(stream.name)) for stream in STREAMS}
+        streams = [stream for stream in STREAMS if api.version in stream.paths]
+        window = {stream.name: stream.window_days for stream in streams}
         refused, unusable = False, []
-        for stream in STREAMS:
-            if api.version not in stream.paths:
-                continue
-            start = self._start(ctx, stream, marks[stream.name], today)
-            window = stream.window_days
-            while start < today:
-                windows = _windows(start, today, window)
-                answers = prefetch(lambda w, path=stream.paths[api.version]: api.get(path, *w), windows)
-                for (window_start, window_end), (outcome, payload) in answers:
-                    if outcome in ("ok", "empty"):
-                        parsed = stream.parse(payload) if payload is not None else metering.Parsed()
-                        if parsed.skipped and not parsed.documents:
-                            unusable.append(f"{stream.name} {window_start} to {window_end - timedelta(1)}")
-                        marks[stream.name].delivered(parsed.last_day(), window_end)
-                        bookmark = {name: mark.dump() for name, mark in marks.items()}
-                        yield Chunk((stream, parsed), bookmark=bookmark)
-                        start = window_end
-                        continue
-                    answers.close()
-                    if outcome == "window_too_long" and window > 1:
-                        window //= 2
-                    elif outcome == "too_early":
-                        start = self._earliest_accepted(ctx, api, stream, window_start, window_end)
-                    elif outcome == "curve_refused":
-                        refused, start = True, today
-                    else:
-                        raise VendorDown(f"Enedis kept refusing {stream.name} windows ({outcome})")
-                    break
+
+        def ask(call: tuple[Stream, tuple[date, date]]) -> tuple[str, Any]:
+            stream, (start, end) = call
+            return api.get(stream.paths[api.version], start, end)
+
+        def plan(stream: Stream, start: date) -> None:
+            calls.plan(stream.name, [(stream, w) for w in _windows(start, today, window[stream.name])])
+
+        # One queue for the three streams, taking turns: the quota is used from the first call to
+        # the last, never idle while one stream's last answers are awaited (docs/performance.md).
+        with Prefetch(ask) as calls:
+            for stream in streams:
+                plan(stream, self._start(ctx, stream, marks[stream.name], today))
+            for _, (stream, (window_start, window_end)), (outcome, payload) in calls:
+                if outcome in ("ok", "empty"):
+                    parsed = stream.parse(payload) if payload is not None else metering.Parsed()
+                    if parsed.skipped and not parsed.documents:
+                        unusable.append(f"{stream.name} {window_start} to {window_end - timedelta(1)}")
+                    marks[stream.name].delivered(parsed.last_day(), window_end)
+                    bookmark = {name: mark.dump() for name, mark in marks.items()}
+                    yield Chunk((stream, parsed), bookmark=bookmark)
+                    continue
+                # This stream's later windows are dropped and planned again from this one.
+                start = window_start
+                if outcome == "window_too_long" and window[stream.name] > 1:
+                    window[stream.name] //= 2
+                elif outcome == "too_early":
+                    start = self._earliest_accepted(ctx, api, stream, window_start, window_end)
+                elif outcome == "curve_refused":
+                    refused, start = True, today
+                else:
+                    raise VendorDown(f"Enedis kept refusing {stream.name} windows ({outcome})")
+                plan(stream, start)
         if refused:
             raise UserActionNeeded(
                 "the customer refused the recording of the load curve (ADAM-ERR0075): daily data was "

@@ -3,7 +3,9 @@
 Every request has a connect and read timeout. Connection errors, timeouts and
 5xx answers are retried with exponential backoff and jitter, within a bounded
 number of attempts and a bounded total time; a 429 waits what ``Retry-After``
-says (seconds or an HTTP date), or backs off. A token bucket keeps requests
+says (seconds or an HTTP date), or backs off, and pauses every call of the
+session's limiter as long (the quota is the application's). A token bucket, taken
+when a request is sent (not before it is prepared), keeps requests
 within the provider's quota; a limiter hook (``KONNECTOR_LIMITER_HOOK``) may
 replace it by one shared with other processes (fleet mode: Redis). TLS verification cannot be turned off (a CA
 bundle may be given, for sandboxes), plain HTTP is allowed only to loopback,
@@ -68,6 +70,13 @@ class RateLimiter:
 
     Its state can be saved in the account state and restored, so a quota such
     as "one call per 15 minutes" holds across runs (wall-clock time is used).
+
+    Threads are served first come, first served, and a token is taken when its
+    thread actually goes (a session takes it as it sends): with ``capacity=1``
+    the next call waits a full ``1 / rate`` after the previous one went, however
+    late that one was, so lateness never bunches calls together. In first-come
+    order, calls queued in order go out in order (:class:`Prefetch`'s answers are
+    consumed in that order: a call that kept losing the race would hold them up).
     """
 
     def __init__(
@@ -82,6 +91,7 @@ class RateLimiter:
         self.clock, self.sleep = clock, sleep
         self.tokens, self.updated = capacity, clock()
         self._lock = threading.Lock()
+        self._waiting: list[object] = []
 
     @classmethod
     def per(cls, count: int, seconds: float, **kwargs: Any) -> RateLimiter:
@@ -94,23 +104,31 @@ class RateLimiter:
         self.updated = now
 
     def wait_time(self) -> float:
-        """Seconds before a request may be sent."""
+        """Seconds before a request may be sent (more if other threads are waiting already)."""
         with self._lock:
             self._refill()
-            return max(0.0, (1 - self.tokens) / self.rate)
+            return max(0.0, (1 + len(self._waiting) - self.tokens) / self.rate)
 
     def acquire(self) -> float:
-        """Take a token, sleeping first if none is left; return the seconds slept."""
+        """Take a token, after the threads that came first, sleeping until there is one; return the seconds slept."""
+        me = object()
         waited = 0.0
-        while True:
+        with self._lock:
+            self._waiting.append(me)
+        try:
+            while True:
+                with self._lock:
+                    self._refill()
+                    ahead = self._waiting.index(me)
+                    if self.tokens - ahead >= 1:  # a token for me, and one for each thread before me
+                        self.tokens -= 1
+                        return waited
+                    delay = (1 + ahead - self.tokens) / self.rate
+                self.sleep(delay)
+                waited += delay
+        finally:
             with self._lock:
-                self._refill()
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return waited
-                delay = (1 - self.tokens) / self.rate
-            self.sleep(delay)
-            waited += delay
+                self._waiting.remove(me)
 
     def hold(self, seconds: float) -> None:
         """Allow no request for ``seconds`` (the provider said so, e.g. with ``Retry-After``)."""
@@ -303,8 +321,6 @@ class ProviderSession(requests.Session):
         tried: list[str] = []
         for attempt in range(self.retry.attempts):
             self._before_try(method, url, tried)
-            if self.limiter:
-                self.limiter.acquire()
             end = self._try_end()
             try:
                 response = super().request(
@@ -321,8 +337,12 @@ class ProviderSession(requests.Session):
                 self._debug(method, url, response, time.monotonic() - started)
                 if response.status_code == 429 and self.retry.on_429:
                     outcome, wait = "429 Too Many Requests", retry_after(response)
+                    wait = self.retry.wait(attempt) if wait is None else wait
                     if self.limiter and wait:
-                        self.limiter.hold(wait)  # shared: every worker of this application pauses
+                        # The quota is the application's: every call pauses, not only this one's retry
+                        # (others sent meanwhile would be refused too, and may count against the quota).
+                        # Shared limiter: every worker of this application pauses.
+                        self.limiter.hold(wait)
                 elif idempotent and self.transient(response):
                     outcome, wait = f"{response.status_code} {response.reason}", retry_after(response)
                 else:
@@ -337,6 +357,17 @@ class ProviderSession(requests.Session):
             self.log.info(f"{self.provider}: {outcome} on {method} {self._path(url)}; retrying in {wait:.1f} s")
             self.sleep(wait)
         raise self._down(method, url, tried, time.monotonic() - started)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send one prepared request, a redirect's included; the quota's token is taken here.
+
+        As late as possible before the bytes go out: a provider counts a call when it arrives,
+        so a token taken earlier (before preparing the request, under a busy interpreter) leaves
+        a gap of the client's own making between the spacing kept and the spacing seen.
+        """
+        if self.limiter:
+            self.limiter.acquire()
+        return super().send(request, **kwargs)
 
     def _transport_fault(self, exc: BaseException, idempotent: bool, method: str, url: str) -> tuple[str, None, None]:
         """The outcome of a try that a transport fault broke; raised at once when it may not be retried."""
@@ -501,11 +532,24 @@ class Prefetch:
     (a window refused as too long, a start to move): its queued calls are
     cancelled, or their answers dropped if already under way.
     Use as a context manager: leaving it cancels what was not started.
+
+    An exception comes out at its item's turn and ends the iteration, unless it
+    is one of ``lane_errors`` (e.g. ``VendorDown``: one API of the provider
+    failing): that one ends its lane only, the other lanes go on to their end
+    (their answers are stored), and it is raised then.
     """
 
-    def __init__(self, function: Callable[[Any], Any], *, workers: int = 4, ahead: int = 16) -> None:
+    def __init__(
+        self,
+        function: Callable[[Any], Any],
+        *,
+        workers: int = 4,
+        ahead: int = 16,
+        lane_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
         self.function = function
         self.ahead = max(workers, ahead)
+        self.lane_errors = lane_errors
         self._pool = ThreadPoolExecutor(workers)
         self._lanes: dict[Any, Iterator[Any]] = {}
         self._queued: deque[tuple[Any, Any, Future]] = deque()
@@ -517,15 +561,29 @@ class Prefetch:
             self._queued.remove(entry)
         self._lanes.pop(lane, None)
         self._lanes[lane] = iter(items)
-        self._fill()
 
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
-        """``(lane, item, function(item))`` as they are consumed; an exception at its item's turn."""
-        while self._queued:
+        """``(lane, item, function(item))`` as they are consumed; an exception at its item's turn.
+
+        Calls are queued from here on (so that lanes planned one after the other take turns from
+        the first call), and again as each answer is taken, before the consumer handles it.
+        """
+        failed: Exception | None = None
+        while True:
+            self._fill()
+            if not self._queued:
+                break
             lane, item, future = self._queued.popleft()
-            result = future.result()
+            try:
+                result = future.result()
+            except self.lane_errors as exc:
+                failed = failed or exc
+                self.plan(lane, ())
+                continue
             self._fill()
             yield lane, item, result
+        if failed is not None:
+            raise failed
 
     def _fill(self) -> None:
         """Queue calls, the lanes taking turns, until ``ahead`` are queued or every lane is done."""

@@ -63,6 +63,20 @@ def test_v5_backfill_is_complete_exact_and_dst_aware_then_incremental(cli, tmp_p
     assert len(enedis.requests) - calls == 3  # one window per stream, from the bookmark minus the look-back
 
 
+def test_the_three_streams_share_one_queue_from_the_first_call(cli, tmp_path, enedis):
+    result = run(cli, tmp_path, enedis, date(2024, 6, 10), curve_days=21)
+    assert result.status == 0, result.output
+    data = [r.path.rsplit("/", 1)[-1] for r in enedis.requests_to("consumption")]
+    assert Counter(data) == {"daily_consumption": 3, "daily_consumption_max_power": 3, "consumption_load_curve": 3}
+    # One at a time, a stream's last answers were awaited before the next stream's first call.
+    first_curve = data.index("consumption_load_curve")
+    last_daily = len(data) - 1 - data[::-1].index("daily_consumption")
+    last_power = len(data) - 1 - data[::-1].index("daily_consumption_max_power")
+    assert first_curve < last_daily and first_curve < last_power
+    assert len(list(store(tmp_path).id_range(f"{P}.day"))) == 3 * 365
+    assert len(list(store(tmp_path).id_range(f"{P}.minute"))) == 21 * 48
+
+
 def test_spring_dst_day_has_23_hours(cli, tmp_path, enedis):
     assert run(cli, tmp_path, enedis, date(2024, 4, 8), curve_days=10).status == 0
     hours = Counter(h["_id"][:10] for h in store(tmp_path).id_range(f"{P}.hour"))

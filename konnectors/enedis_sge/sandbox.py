@@ -44,7 +44,7 @@ from lxml import etree
 
 from framework.safexml import UnsafeXml, parse
 from framework.sandbox import Request, Response, Sandbox, json_response, route
-from framework.testing.household import day_steps, load_kwh
+from framework.testing.household import day_loads_kwh, day_steps
 
 PARIS = ZoneInfo("Europe/Paris")
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -491,14 +491,13 @@ class SgeSandbox(Sandbox):
         return E("mesure", E("v", f"{value:g}"), E("d", when.isoformat()))
 
     def curve(self, day: date) -> list[tuple[datetime, int]]:
-        """(local end of step, average W) of every half hour of ``day``."""
+        """(local end of step, average W) of every half hour of ``day``: the same meter as the Data
+        Connect sandbox's (same household values), as both APIs read one Linky."""
         step = timedelta(minutes=30)
+        loads = day_loads_kwh(day, 30, PARIS, self.seed)
         return [
-            (
-                (local.astimezone(UTC) + step).astimezone(PARIS),
-                round(load_kwh(local, minutes=30, seed=self.seed) * 2000),
-            )
-            for local in day_steps(day, 30, PARIS)
+            ((local.astimezone(UTC) + step).astimezone(PARIS), round(kwh * 2000))
+            for local, kwh in zip(day_steps(day, 30, PARIS), loads, strict=True)
         ]
 
     def rows(self, kind: str, day: date) -> list[tuple[datetime, float]]:

@@ -69,7 +69,9 @@ class Registry:
         for directory in extra_dirs:
             found.extend(_from_directory(directory, search_path=str(directory)))
         found.extend(_from_entry_points())
-        return cls(found)
+        registry = cls(found)
+        _check_modules_distinct(found)
+        return registry
 
     def __iter__(self):
         return iter(sorted(self._by_slug.values(), key=lambda m: m.slug))
@@ -86,23 +88,46 @@ class Registry:
 
 
 def _from_directory(directory: Path, package: str | None = None, search_path: str | None = None) -> Iterable[Manifest]:
+    """Every ``*.json`` manifest of ``directory``.
+
+    Built-in manifests all live in ``package``; a ``KONNECTOR_PATH`` directory may hold several
+    konnectors side by side, so each manifest's package is its own entrypoint's top module there.
+    """
     if not directory.is_dir():
         raise ConfigurationError(f"{PATH_ENV} names {directory}, which is not a directory")
     for path in sorted(directory.glob("*.json")):
         manifest = load_file(path, search_path)
-        if package is None:
-            package = _top_module_in(directory, manifest)
-        _check_entrypoint_inside(manifest, package)
+        _check_entrypoint_inside(manifest, package or _top_module_in(directory, manifest))
         if path.stem != manifest.slug:
             raise ManifestError(f"{path}: file name must be the slug: {manifest.slug}.json")
         yield manifest
 
 
 def _top_module_in(directory: Path, manifest: Manifest) -> str:
-    top = manifest.entrypoint.split(".")[0].split(":")[0]
+    top = _top_module(manifest)
     if not ((directory / top).is_dir() or (directory / f"{top}.py").is_file()):
         raise ManifestError(f"{manifest.source}: entrypoint {manifest.entrypoint} is not a module of {directory}")
     return top
+
+
+def _top_module(manifest: Manifest) -> str:
+    return manifest.entrypoint.split(":")[0].split(".")[0]
+
+
+def _check_modules_distinct(manifests: Iterable[Manifest]) -> None:
+    """Two ``KONNECTOR_PATH`` directories offering the same top module: Python would import the
+    first one found for both konnectors, so one would silently run the other's code."""
+    owners: dict[str, Manifest] = {}
+    for manifest in manifests:
+        if not manifest.search_path:
+            continue
+        top = _top_module(manifest)
+        owner = owners.setdefault(top, manifest)
+        if owner.search_path != manifest.search_path:
+            raise ConfigurationError(
+                f"module '{top}' is offered twice: by {owner.search_path} (for {owner.source})"
+                f" and by {manifest.search_path} (for {manifest.source}); rename one"
+            )
 
 
 def _from_entry_points() -> Iterable[Manifest]:

@@ -11,7 +11,7 @@ from framework.accounts import Account, AccountStore
 from framework.crypto import SecretBox
 from framework.fleet.worker import wait_for
 
-KONNECTORS = Path(__file__).parent / "isolated"  # its own directory: one konnector module per KONNECTOR_PATH dir
+KONNECTORS = Path(__file__).parent / "isolated"  # a second KONNECTOR_PATH directory (one may hold several)
 
 
 @pytest.mark.parametrize("mode", ["fork", "subprocess"])

@@ -8,6 +8,7 @@ in a temporary directory put on PYTHONPATH.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,63 @@ def test_field_types_become_json_schema(tmp_path):
         "of 3 to 4 characters",
     ):
         assert expected in message
+
+
+def two_konnectors(directory: Path) -> Path:
+    """The probe (a module) and the meter reader (a package) side by side in one directory."""
+    directory.mkdir()
+    for name in ("probe.json", "probe_konnector.py"):
+        (directory / name).write_text((PATH_KONNECTORS / name).read_text())
+    package = directory / "meter_reader"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "konnector.py").write_text(THIRD_PARTY_CODE)
+    write_json(directory / "meter-reader.json", THIRD_PARTY_MANIFEST)
+    return directory
+
+
+def test_a_path_directory_holding_two_konnectors_lists_and_runs_each(cli, tmp_path):
+    env = {"KONNECTOR_PATH": str(two_konnectors(tmp_path / "two"))}
+    listed = cli("list", env=env)
+    assert listed.status == 0, listed.output
+    assert str(tmp_path / "two" / "probe.json") in listed.stdout
+    assert str(tmp_path / "two" / "meter-reader.json") in listed.stdout
+    meter = write_json(tmp_path / "meter.json", {"fields": {"meter": "m1"}})
+    ran = cli("run", "meter-reader", "--config", str(meter), env=env)
+    assert ran.status == 0, ran.output
+    assert "wrote 2 org.example.meter.day" in ran.stderr
+    probe = write_json(tmp_path / "probe-dev.json", {"fields": {"login": "ada", "password": "pw"}})
+    ran = cli("run", "probe", "--config", str(probe), env=env)
+    assert ran.status == 0, ran.output
+    assert "wrote 3 io.example.probe.day" in ran.stderr
+
+
+def test_one_slug_in_two_path_directories_is_one_line_naming_both_files(cli, tmp_path):
+    first, second = two_konnectors(tmp_path / "first"), two_konnectors(tmp_path / "second")
+    (second / "probe.json").unlink()
+    (second / "probe_konnector.py").unlink()
+    (second / "meter_reader").rename(second / "other_reader")
+    other = {**THIRD_PARTY_MANIFEST, "entrypoint": "other_reader.konnector:MeterReader"}
+    write_json(second / "meter-reader.json", other)
+    result = cli("list", env={"KONNECTOR_PATH": os.pathsep.join([str(first), str(second)])})
+    assert result.status == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: konnector 'meter-reader' is declared twice: by {first / 'meter-reader.json'}"
+        f" and by {second / 'meter-reader.json'}"
+    ]
+
+
+def test_one_module_offered_by_two_path_directories_is_refused(cli, tmp_path):
+    """Both would import the first directory's module: one konnector would run the other's code."""
+    first = two_konnectors(tmp_path / "first")
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "probe_konnector.py").write_text((PATH_KONNECTORS / "probe_konnector.py").read_text())
+    probe = json.loads((PATH_KONNECTORS / "probe.json").read_text())
+    write_json(second / "probe-copy.json", {**probe, "slug": "probe-copy"})
+    result = cli("list", env={"KONNECTOR_PATH": os.pathsep.join([str(first), str(second)])})
+    assert result.status == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: module 'probe_konnector' is offered twice: by {first} (for {first / 'probe.json'})"
+        f" and by {second} (for {second / 'probe-copy.json'}); rename one"
+    ]

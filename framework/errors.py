@@ -88,6 +88,20 @@ class StoreError(KonnectorError):
     code = "UNKNOWN_ERROR"
 
 
+class StoreUnreachable(StoreError):
+    """The store (CouchDB, cozy-stack) could not be reached, even after retries: the platform's side
+    failed, not the provider's.
+
+    Cozy has no code for this (``VENDOR_DOWN`` would tell the user their provider is down;
+    ``SAVE_FILE_FAILED`` is about files), so it is a sub-code of ``UNKNOWN_ERROR`` in Cozy's
+    ``TYPE.DETAIL`` form, as ``UNKNOWN_ERROR.PARTIAL_SYNC`` is: a platform that does not know it
+    reads its first segment (cozy-harvest's ``KonnectorJobError`` does) and shows an unknown
+    error, retried as one; logs and job documents still say the store was unreachable.
+    """
+
+    code = "UNKNOWN_ERROR.STORE_UNREACHABLE"
+
+
 class PermissionDenied(StoreError):
     """A konnector touched a doctype its manifest does not grant."""
 
@@ -117,5 +131,7 @@ CODES = (
     "TERMS_VERSION_MISMATCH",
     "UNKNOWN_ERROR",
     "UNKNOWN_ERROR.PARTIAL_SYNC",
+    "UNKNOWN_ERROR.STORE_UNREACHABLE",
 )
-"""Every code a job may end with (Cozy's list); the runner refuses any other."""
+"""Every code a job may end with (Cozy's list, and :class:`StoreUnreachable`'s sub-code of its
+``UNKNOWN_ERROR``); the runner refuses any other."""

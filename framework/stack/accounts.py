@@ -70,12 +70,12 @@ class StackAccountStore(AccountStore):
         """New OAuth tokens from the stack; the account's ``oauth`` and revision follow. Returns ``oauth``."""
         path = f"accounts/{quote(account.slug, safe='')}/{quote(account.id, safe='')}/refresh"
         try:
-            answer = self.client.call("POST", path)
+            answer = self.client.call("POST", path, idempotent=False)  # the provider may rotate the refresh token
         except (StoreError, TokenExpired) as error:
             if isinstance(error, TokenExpired | PermissionDenied):
                 raise
             message = f"cozy-stack could not refresh the OAuth tokens of account {account.id}: {error}"
-            raise StoreError(message) from error
+            raise type(error)(message) from error  # StoreUnreachable keeps its code
         data = answer["data"]
         account.oauth = dict(data["attributes"].get("oauth") or {})
         account.rev = data["meta"]["rev"]

@@ -82,7 +82,7 @@ class StackBackend(CouchBackend):
             path = f"{db}/{quote(doc_id, safe='')}"
             answer = self.client.request("DELETE", path, params={"rev": doc["_rev"]}, ok=(409,))
         elif not doc_id:
-            answer = self.client.request("POST", f"{db}/", json=doc)
+            answer = self.client.request("POST", f"{db}/", json=doc, idempotent=False)  # a second one: a twin
         else:
             # the stack takes either _id and _rev (update) or neither (create with the id of the URL)
             body = doc if doc.get("_rev") else {k: v for k, v in doc.items() if k != "_id"}

@@ -6,6 +6,12 @@ permissions, ``web/middlewares/permissions.go``); an expired token (``400 Expire
 token``, ``WWW-Authenticate: Bearer error="invalid_token"``) or a refused one (``401``)
 is :class:`TokenExpired`, a partial sync: the stack will start the next job with a new
 token, and that job resumes from the saved bookmark.
+
+Transport faults are retried as for CouchDB (``framework/store/couchdb.py``'s
+:func:`~framework.store.couchdb.send`: bounded backoff, then
+:class:`~framework.errors.StoreUnreachable`); a request with an effect that a second
+sending would repeat (``POST`` of an account without id, an OAuth refresh) passes
+``idempotent=False`` and is sent again only if it never reached the stack.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from urllib.parse import unquote
 import requests
 
 from ..errors import OAuthOutdated, PartialSync, PermissionDenied, StoreError
+from ..store.couchdb import send
 from .credentials import Credentials
 
 TIMEOUT = (5, 60)
@@ -40,16 +47,21 @@ class StackClient:
         """A data API request (``/data/<path>``); the decoded JSON, or None for statuses in ``ok``."""
         return self.call(method, f"data/{path}", ok=ok, **kwargs)
 
+    def send(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> tuple[Any, int]:
+        """``(decoded JSON or None, tries)`` of a data API request (the backend's bulk writes need both)."""
+        return self._send(method, f"data/{path}", ok=ok, **kwargs)
+
     def call(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:
-        try:
-            response = self.session.request(method, self.base + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise StoreError(f"cozy-stack at {self.base} is unreachable: {type(exc).__name__}") from exc
+        return self._send(method, path, ok=ok, **kwargs)[0]
+
+    def _send(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> tuple[Any, int]:
+        server = f"cozy-stack at {self.base}"
+        response, tries = send(self.session, method, self.base + path, server=server, timeout=self.timeout, **kwargs)
         if response.status_code in ok:
-            return None
+            return None, tries
         if response.status_code >= 400:
             raise self._error(method, path, response)
-        return response.json()
+        return response.json(), tries
 
     def _error(self, method: str, path: str, response: requests.Response) -> Exception:
         status, text = response.status_code, response.text[:300]

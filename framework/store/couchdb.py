@@ -4,19 +4,33 @@ Only what the product uses: database create, document get, ``_bulk_docs``,
 ``_all_docs`` by keys and by id range (paged), ``_find`` with an explicit limit,
 ``_index``. One ``requests.Session`` keeps connections alive; every request has
 a timeout and asks for JSON (pouchdb-server answers ``text/plain`` otherwise).
+
+Transport faults (a refused or reset connection, a body cut short) are retried with a
+bounded backoff (:data:`STORE_RETRY`), then end the job with :class:`StoreUnreachable`.
+Every request the store sends may be sent again: reads, ``PUT`` of a database or an
+index, and ``_bulk_docs`` with an ``_id`` on every document (given one before sending).
+A resent bulk write whose first try landed finds its own documents in conflict; those
+are read back and, when the stored document is the one sent, counted as written with
+the stored revision (:func:`settle_resent`), so a lost answer costs no extra revision.
+A read timeout is not retried: the server is slow, not broken, and waiting again would
+double the job's time. cozy-stack's client (``framework/stack/client.py``) shares :func:`send`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 import requests
+import urllib3.exceptions
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnreachable
+from ..http import RetryPolicy, _fault_name
+from ..logs import get_logger
 from .backend import Doc, db_name, in_request_order
 from .serialise import DocEncoder
 
@@ -28,6 +42,97 @@ WRITE_BATCH = 2000
 """Documents per ``_bulk_docs``: pouchdb-server's sweet spot for time-series documents
 (bench/store_ingest.py measures 500 to 5,000; smaller pays round trips, larger stalls its event loop)."""
 JSON_HEADERS = {"Content-Type": "application/json"}
+STORE_RETRY = RetryPolicy(attempts=5, backoff=0.25, max_wait=4.0, total=30.0)
+"""Tries of one store request: a store is near (loopback, the same network), so waits are short
+(0.25, 0.5, 1, 2 s, with jitter); a store still unreachable after them is down, not busy."""
+STORE_FAULTS = (
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+"""A refused, reset or dropped connection, a body cut short: what is retried (not ``ReadTimeout``)."""
+
+log = get_logger("store")
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    server: str,
+    idempotent: bool = True,
+    policy: RetryPolicy = STORE_RETRY,
+    **kwargs: Any,
+) -> tuple[requests.Response, int]:
+    """``(response, tries)``: the request sent again on transport faults, within ``policy``.
+
+    ``server`` names the store in messages (never with credentials). A request that is not
+    ``idempotent`` is sent again only if no connection was made. When the tries run out:
+    :class:`StoreUnreachable`, one line listing each try's fault.
+    """
+    path = "/" + url.split("://", 1)[-1].partition("/")[2].split("?")[0]
+    started, tried = time.monotonic(), []
+    for attempt in range(policy.attempts):
+        try:
+            return session.request(method, url, **kwargs), attempt + 1  # the whole body is read here
+        except STORE_FAULTS as exc:
+            tried.append(_fault_name(exc))
+            if not idempotent and not _never_connected(exc):
+                tried[-1] += " (not sent again: not idempotent)"
+                break
+        wait = policy.wait(attempt)
+        if attempt == policy.attempts - 1 or time.monotonic() - started + wait > policy.total:
+            break
+        log.info(f"{server}: {tried[-1]} on {method} {path}; trying again in {wait:.1f} s")
+        time.sleep(wait)
+    faults = "; ".join(f"{n + 1}: {fault}" for n, fault in enumerate(tried))
+    raise StoreUnreachable(
+        f"{server} is unreachable: {method} {path} failed {len(tried)} time(s) in "
+        f"{time.monotonic() - started:.1f} s ({faults}); what was stored is kept and the next run resumes from it"
+    )
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the request surely never reached the server: refused, unresolved, or no connection
+    in time (requests wraps urllib3's ``MaxRetryError``, whose ``reason`` says which)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def settle_resent(doctype: str, sent: bytes, results: list[Doc], read: Any) -> list[Doc]:
+    """The results of a ``_bulk_docs`` sent more than once, its own landed writes no longer conflicts.
+
+    A first try that reached the server and lost its answer makes the resend conflict with
+    itself. Each conflicted document is read back (``read(ids)`` gives ``_all_docs`` rows);
+    a stored document equal to the one sent (``cozyMetadata`` included, whose ``updatedAt``
+    this write set), or a deletion found deleted, was this write: ``ok`` with the stored
+    revision. Anything else stays a conflict, for the caller's merge.
+    """
+    conflicted = [i for i, result in enumerate(results) if result.get("error") == "conflict"]
+    if not conflicted:
+        return results
+    docs = json.loads(sent)["docs"]
+    rows = {row.get("id", row.get("key")): row for row in read([docs[i]["_id"] for i in conflicted])}
+    settled = list(results)
+    for index in conflicted:
+        doc = docs[index]
+        row = rows.get(doc["_id"]) or {}
+        value, stored = row.get("value") or {}, row.get("doc")
+        if doc.get("_deleted") and value.get("deleted"):
+            settled[index] = {"id": doc["_id"], "rev": value["rev"], "ok": True}
+        elif stored is not None and _same(stored, doc):
+            settled[index] = {"id": doc["_id"], "rev": stored["_rev"], "ok": True}
+    landed = sum(1 for i in conflicted if settled[i].get("ok"))
+    log.debug(f"{doctype}: a resent bulk write found {landed} of its {len(conflicted)} conflicts already written")
+    return settled
+
+
+def _same(stored: Doc, sent: Doc) -> bool:
+    skip = ("_rev", "_revisions", "_conflicts")
+    return {k: v for k, v in stored.items() if k not in skip} == {k: v for k, v in sent.items() if k not in skip}
 
 
 def sortable(selector: Doc, sort: Sequence[str]) -> Doc:
@@ -66,18 +171,21 @@ class CouchClient:
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:
         """Send a request; return the decoded JSON, or None for statuses listed in ``ok``."""
-        url = f"{self.base}/{path}"
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise StoreError(f"CouchDB at {self.base} is unreachable: {type(exc).__name__}") from exc
+        return self.send(method, path, ok=ok, **kwargs)[0]
+
+    def send(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> tuple[Any, int]:
+        """``(decoded JSON or None, tries)``: as :meth:`request`, saying how many tries it took."""
+        server = f"CouchDB at {self.base}"
+        response, tries = send(
+            self.session, method, f"{self.base}/{path}", server=server, timeout=self.timeout, **kwargs
+        )
         if response.status_code in ok:
-            return None
+            return None, tries
         if response.status_code >= 400:
             raise StoreError(
                 f"CouchDB {method} /{path.split('?')[0]} failed: {response.status_code} {response.text[:200]}"
             )
-        return response.json()
+        return response.json(), tries
 
     def close(self) -> None:
         self.session.close()
@@ -155,8 +263,16 @@ class CouchBackend:
         db = self._ensure_db(doctype)
         docs = [doc if doc.get("_id") else {**doc, "_id": uuid.uuid4().hex} for doc in docs]
         body = DocEncoder().bulk_docs(docs)
-        results = self.client.request("POST", f"{db}/_bulk_docs", data=body, headers=JSON_HEADERS)
-        return in_request_order(doctype, docs, results)
+        results, tries = self.client.send("POST", f"{db}/_bulk_docs", data=body, headers=JSON_HEADERS)
+        ordered = in_request_order(doctype, docs, results)
+        if tries > 1:
+            ordered = settle_resent(doctype, body, ordered, lambda ids: self._rows(db, ids))
+        return ordered
+
+    def _rows(self, db: str, ids: Sequence[str]) -> list[Doc]:
+        """``_all_docs`` rows of ``ids`` with their documents (a deleted one: ``value.deleted``)."""
+        body = self.client.request("POST", f"{db}/_all_docs", params={"include_docs": "true"}, json={"keys": list(ids)})
+        return body["rows"]
 
     def find(self, doctype: str, selector: Doc, limit: int, sort: Sequence[str] = ()) -> list[Doc]:
         query: Doc = {"selector": sortable(selector, sort), "limit": limit}

@@ -101,14 +101,16 @@ def test_couchdb_unreachable_at_start_is_a_clear_error(tmp_path, reliability):
         cwd=tmp_path,
         env=ENV,
     )
-    assert result.status == 1 and result.error_code == "UNKNOWN_ERROR"
-    assert "CouchDB at http://127.0.0.1:9 is unreachable" in result.lines[-2]["message"]
+    assert result.status == 1 and result.error_code == "UNKNOWN_ERROR.STORE_UNREACHABLE"
+    message = result.lines[-2]["message"]
+    assert "CouchDB at http://127.0.0.1:9 is unreachable" in message and "5: ConnectionError" in message
+    assert len([line for line in result.lines if line["type"] == "error"]) == 1
     assert "pw@" not in result.output and "Traceback" not in result.output
     reliability.record(
         "store faults",
         "CouchDB unreachable at start",
         "closed port",
-        "UNKNOWN_ERROR, says which server, no credentials shown",
+        "UNKNOWN_ERROR.STORE_UNREACHABLE after 5 tries, one line, says which server, no credentials shown",
     )
 
 

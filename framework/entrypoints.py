@@ -9,12 +9,12 @@ is taken from the first ``sys.path`` entry that has it; tests/framework/test_ent
 checks that both agree on this installation.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: it imports ``__future__`` (~0.1 ms), which `konnector
+# --help` and `list` need not pay; annotations here are valid at run time (or quoted).
 
 import os
 import re
 import sys
-from collections import namedtuple
 
 TYPE_CHECKING = False  # ``typing`` costs ~5 ms to import: `konnector --help` does without it
 if TYPE_CHECKING:
@@ -26,19 +26,51 @@ COMMANDS_GROUP = "konnector.commands"
 """Entry-point group through which packages add commands (the built-in konnectors add demo, report)."""
 
 
-class Distribution(namedtuple("Distribution", "name")):
-    __slots__ = ()
+class Distribution(tuple):
+    """What the CLI and the registry use of ``importlib.metadata.Distribution``: its name.
 
-
-class EntryPoint(namedtuple("EntryPoint", "name value group dist", defaults=(None,))):
-    """What the CLI and the registry use of ``importlib.metadata.EntryPoint``
-    (a ``collections.namedtuple``: ``typing.NamedTuple`` would import ``typing``)."""
+    This and :class:`EntryPoint` are tuples written out: ``collections.namedtuple`` builds its
+    class with ``eval`` at every start (~0.1 ms each), ``typing.NamedTuple`` imports ``typing``."""
 
     __slots__ = ()
-    name: str
-    value: str
-    group: str
-    dist: Distribution | None
+
+    def __new__(cls, name: str) -> "Distribution":
+        return tuple.__new__(cls, (name,))
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    def __repr__(self) -> str:
+        return f"Distribution(name={self[0]!r})"
+
+
+class EntryPoint(tuple):
+    """What the CLI and the registry use of ``importlib.metadata.EntryPoint``."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, value: str, group: str, dist: Distribution | None = None) -> "EntryPoint":
+        return tuple.__new__(cls, (name, value, group, dist))
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def value(self) -> str:
+        return self[1]
+
+    @property
+    def group(self) -> str:
+        return self[2]
+
+    @property
+    def dist(self) -> Distribution | None:
+        return self[3]
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self[0]!r}, value={self[1]!r}, group={self[2]!r}, dist={self[3]!r})"
 
     @property
     def module(self) -> str:
@@ -48,7 +80,7 @@ class EntryPoint(namedtuple("EntryPoint", "name value group dist", defaults=(Non
     def attr(self) -> str:
         return self.value.partition(":")[2].split("[", 1)[0].strip()
 
-    def load(self) -> Any:
+    def load(self) -> "Any":
         import importlib
 
         found: Any = importlib.import_module(self.module)
@@ -57,25 +89,35 @@ class EntryPoint(namedtuple("EntryPoint", "name value group dist", defaults=(Non
         return found
 
 
-def entry_points(group: str) -> list[EntryPoint]:
+Listed = tuple[tuple[str, tuple[str, ...]], ...]
+"""Every ``sys.path`` entry with the ``*.dist-info`` and ``*.egg-info`` names it holds."""
+
+
+def listed() -> Listed:
+    """The distributions' metadata directories, listed once for :func:`entry_points` and
+    :func:`installed` alike (a cache key needs both: one ``os.listdir`` of each entry, not two)."""
+    return tuple((directory, _metadata_in(directory)) for directory in sys.path)
+
+
+def entry_points(group: str, found: Listed | None = None) -> list[EntryPoint]:
     """Every entry point of ``group``, distribution by distribution in ``sys.path`` order."""
-    found: list[EntryPoint] = []
+    points: list[EntryPoint] = []
     seen: set[str] = set()
-    for directory in sys.path:
-        for name in _metadata_in(directory):
+    for directory, names in listed() if found is None else found:
+        for name in names:
             key = _normalised(name.rsplit(".", 1)[0].split("-", 1)[0])
             if key in seen:
                 continue
             seen.add(key)
             metadata = os.path.join(directory or ".", name)
-            found.extend(_read(metadata, group))
-    return found
+            points.extend(_read(metadata, group))
+    return points
 
 
-def installed() -> tuple[tuple[str, tuple[str, ...]], ...]:
+def installed(found: Listed | None = None) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Every ``sys.path`` entry with the distributions' metadata directories it holds (names carry
     versions): what changes when a distribution is installed, upgraded or removed."""
-    return tuple((directory, tuple(sorted(_metadata_in(directory)))) for directory in sys.path)
+    return tuple((directory, tuple(sorted(names))) for directory, names in (listed() if found is None else found))
 
 
 def _metadata_in(directory: str) -> tuple[str, ...]:
@@ -109,7 +151,7 @@ def source_of(module: str) -> str | None:
     return None
 
 
-def find_spec(name: str) -> ModuleSpec | None:
+def find_spec(name: str) -> "ModuleSpec | None":
     """``importlib.util.find_spec(name)``, the same answer, without importing ``importlib``
     (``warnings``) and ``importlib.util`` (``contextlib``): about 1 ms of the 10 that `konnector
     --help` and `list` may spend above a bare interpreter. A top-level name is asked of each
@@ -136,13 +178,11 @@ def find_spec(name: str) -> ModuleSpec | None:
 
 
 def _read(metadata: str, group: str) -> list[EntryPoint]:
-    try:
-        with open(os.path.join(metadata, "entry_points.txt"), encoding="utf-8") as text:
-            lines = text.read().splitlines()
-    except OSError:
+    text = _text(os.path.join(metadata, "entry_points.txt"))
+    if text is None or group not in text:  # no section can be named ``group``
         return []
     section, entries = None, []
-    for line in map(str.strip, lines):
+    for line in map(str.strip, text.splitlines()):
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
@@ -154,6 +194,24 @@ def _read(metadata: str, group: str) -> list[EntryPoint]:
         return []
     dist = Distribution(_project_name(metadata))
     return [EntryPoint(name, value, group, dist) for name, value in entries]
+
+
+def _text(path: str) -> str | None:
+    """A small file's text (UTF-8), None if it cannot be read. ``os.read``, not ``open()``, whose
+    three io objects cost ~10 µs more a file: `konnector --help` reads every distribution's."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    chunks = []
+    try:
+        while chunk := os.read(descriptor, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return b"".join(chunks).decode("utf-8")
 
 
 def _project_name(metadata: str) -> str:

@@ -21,7 +21,8 @@ Any other command, or any failure on these paths, goes to click (framework/cli.p
 does and reports everything as it always has.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: it imports ``__future__`` (~0.1 ms), which `konnector
+# --help` and `list` need not pay; annotations here are valid at run time (or quoted).
 
 import os
 import sys
@@ -106,9 +107,10 @@ def _rendered_by_click(prog: str) -> tuple[str, object]:
 def _help_key(prog: str) -> str | None:
     """Everything ``konnector --help``'s text depends on, as one line; None if a plugged command's
     source cannot be found (its help is then whatever loading it says: not cached)."""
-    from .entrypoints import COMMANDS_GROUP, entry_points, installed, source_of
+    from .entrypoints import COMMANDS_GROUP, entry_points, installed, listed, source_of
 
-    commands = entry_points(COMMANDS_GROUP)
+    found = listed()
+    commands = entry_points(COMMANDS_GROUP, found)
     sources = [os.path.join(os.path.dirname(__file__), "cli.py")]
     for entry in commands:
         source = source_of(entry.module)
@@ -116,7 +118,7 @@ def _help_key(prog: str) -> str | None:
             return None
         sources.append(source)
     try:
-        stats = [(source, os.stat(source).st_mtime_ns, os.stat(source).st_size) for source in sources]
+        stats = [(source, *_stamp(source)) for source in sources]
     except OSError:
         return None
     return repr(
@@ -126,7 +128,7 @@ def _help_key(prog: str) -> str | None:
             _columns(),
             [os.environ.get(name) for name in _LOCALE],
             sys.version,
-            installed(),
+            installed(found),
             [(entry.name, entry.value) for entry in commands],
             stats,
         )
@@ -191,7 +193,7 @@ def _list_key() -> str | None:
     distributions and the ``konnectors`` entry points with their packages' ``manifest.json``, the
     Python version and the framework files that discover and print. None if any of it cannot be
     read: discovery then runs, and reports what is wrong."""
-    from .entrypoints import entry_points, installed
+    from .entrypoints import entry_points, installed, listed
 
     here = os.path.dirname(__file__)
     raw = os.environ.get(PATH_ENV, "")
@@ -200,8 +202,8 @@ def _list_key() -> str | None:
         builtin = _package_folder(BUILTIN_PACKAGE)
         folders = [os.path.join(builtin, "manifests")] if builtin else []
         folders += [os.path.abspath(folder) for folder in raw.split(os.pathsep) if folder]
-        plugins = []
-        for entry in entry_points(ENTRY_POINT_GROUP):
+        found, plugins = listed(), []
+        for entry in entry_points(ENTRY_POINT_GROUP, found):
             package = _package_folder(entry.value)
             manifest = os.path.join(package, "manifest.json") if package else None
             dist = entry.dist.name if entry.dist else None
@@ -209,7 +211,7 @@ def _list_key() -> str | None:
         seen = [(folder, _folder_entries(folder)) for folder in folders]
     except (OSError, ImportError, ValueError):
         return None
-    return repr((LIST_FORMAT, sys.version, raw, installed(), code, seen, plugins))
+    return repr((LIST_FORMAT, sys.version, raw, installed(found), code, seen, plugins))
 
 
 def _stamp(path: str) -> tuple[int, int]:

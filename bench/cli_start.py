@@ -10,8 +10,8 @@ does). They differ: the editable install's ``.pth`` finder imports pathlib, re a
 into every interpreter, ``python -c pass`` included, so a command importing them costs nothing
 more there; in the wheel install they are paid by the command alone, while pip's console script
 imports ``re`` before any of ours: ``python -c 'import re'`` is measured there too, as the floor
-of any pip-installed command (shown, not counted in the goal). ``--no-wheel`` measures the editable venv alone; ``--venv DIR`` measures the
-installation in DIR instead of building a wheel.
+of any pip-installed command (shown, not counted in the goal). ``--no-wheel`` measures the
+editable venv alone; ``--venv DIR`` measures the installation in DIR instead of building a wheel.
 
 Each command is a fresh process, all commands of both installations interleaved round by round
 (see bench/harness.py). Two measures per run: wall-clock time, and the CPU time (user + system)

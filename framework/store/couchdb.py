@@ -153,6 +153,18 @@ def split_credentials(url: str) -> tuple[str, SplitResult]:
     return rest[:at], urlsplit(f"{scheme}://{rest[at + 1 :]}")
 
 
+def _settle_environment(session: requests.Session, base: str) -> None:
+    """Read the proxy, CA bundle and ``.netrc`` settings of the environment once, for a client
+    that talks to one server: requests would read them again on every request (0.4 ms each)."""
+    settings = session.merge_environment_settings(base, {}, None, None, None)
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(base)
+    session.trust_env = False
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+
+
 class CouchClient:
     """HTTP access to one CouchDB server; credentials may be in the URL."""
 
@@ -167,6 +179,7 @@ class CouchClient:
             netloc += f":{parts.port}"
         self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.session.headers.update({"Accept": "application/json"})
+        _settle_environment(self.session, self.base)
         self.timeout = timeout
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:

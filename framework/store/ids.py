@@ -11,6 +11,7 @@ every backend, so the embedded store refuses what CouchDB would misread.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from ..errors import StoreError
@@ -30,6 +31,23 @@ def id_problem(doc_id: object) -> str | None:
     if len(doc_id) > MAX_ID_LENGTH:
         return f"ids are at most {MAX_ID_LENGTH} characters"
     return None
+
+
+def check_ids(doctype: str, ids: list[str]) -> None:
+    """:func:`check_id` of every id, in a few passes over the whole list rather than one call per
+    id (this runs on every document of a backfill); the first refused id is named as by check_id."""
+    try:
+        fine = (
+            min(map(len, ids), default=1) > 0
+            and max(map(len, ids), default=0) <= MAX_ID_LENGTH
+            and not any(map(str.startswith, ids, itertools.repeat("_")))
+            and not _FORBIDDEN.search("".join(ids))
+        )
+    except TypeError:  # a non-string id
+        fine = False
+    if not fine:
+        for doc_id in ids:
+            check_id(doctype, doc_id)
 
 
 def check_id(doctype: str, doc_id: object) -> str:

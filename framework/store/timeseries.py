@@ -198,7 +198,7 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
     changes: list[tuple[str, list[Doc], Merge]] = []
     merge: Merge = ours_win
     should_write = fields_changed
-    for step, (level, rollup, periods) in enumerate(plan):
+    for step, (level, rollup, periods, parents) in enumerate(plan):
         sources = reads[step]
         if rollup is None:
             twins = sources
@@ -209,7 +209,7 @@ def write_points(store: DocumentStore, series: Series, level: str, points: Itera
         if rollup is None:
             break
         for doc in to_write:
-            sources[parent_id(doc["_id"], rollup.target)][doc["_id"]] = doc
+            sources[parents[doc["_id"]]][doc["_id"]] = doc
         wanted = {p: doc for p in periods if (doc := _combine(p, rollup, list(sources[p].values())))}
         if not wanted:
             break
@@ -233,18 +233,20 @@ def _write_changes(store: DocumentStore, changes: list[tuple[str, list[Doc], Mer
     return {doctype: count for doctype, count in written.items() if count}
 
 
-Step = tuple[str, Rollup | None, list[str]]
+Step = tuple[str, Rollup | None, list[str], dict[str, str]]
 
 
 def _plan(series: Series, level: str, ids: list[str]) -> list[Step]:
-    """For each level from ``level`` up: the level, its rollup, and the parent periods touched
-    (for the top level, which has no rollup: the ids that may be written there)."""
+    """For each level from ``level`` up: the level, its rollup, the parent periods touched (for
+    the top level, which has no rollup: the ids that may be written there) and each id's parent."""
     plan: list[Step] = []
     while (rollup := series.rollup_from(level)) is not None:
-        periods = sorted({parent_id(doc_id, rollup.target) for doc_id in ids})
-        plan.append((level, rollup, periods))
-        level, ids = rollup.target, periods
-    plan.append((level, None, ids))
+        target = rollup.target
+        parents = {doc_id: parent_id(doc_id, target) for doc_id in ids}
+        periods = sorted(set(parents.values()))
+        plan.append((level, rollup, periods, parents))
+        level, ids = target, periods
+    plan.append((level, None, ids, {}))
     return plan
 
 
@@ -252,7 +254,7 @@ def _read_plan(store: DocumentStore, series: Series, plan: list[Step]) -> list[A
     """Every read the plan needs: sources by period (or twins by id at the top), in plan order."""
 
     def read(step: Step) -> Any:
-        level, rollup, periods = step
+        level, rollup, periods, _ = step
         if rollup is None:
             return store.get_many(series.doctype(level), periods)
         return _sources_by_period(store, series.doctype(level), rollup.target, periods)

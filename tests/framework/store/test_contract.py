@@ -126,7 +126,7 @@ def test_bulk_writes_are_batched(store, backend):
     backend.bulk_write = counting
     store.batch_size = 40
     store.save(DOCTYPE, [{"_id": f"d{n:03d}"} for n in range(100)])
-    assert calls == [40, 40, 20]
+    assert calls == [34, 33, 33]  # as few writes as batches of 40 allow, of even sizes (no small tail)
     assert len(store.get_many(DOCTYPE, [f"d{n:03d}" for n in range(100)])) == 100
 
 

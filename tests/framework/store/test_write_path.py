@@ -191,3 +191,16 @@ def test_couchdb_aggregate_levels_are_written_together_after_the_points(couchdb_
     assert counts["io.example.curve.minute"] == 48 and counts["io.example.curve.year"] == 1
     assert order[0] == "minute" and sorted(order[1:]) == ["day", "month", "year"]
     assert peak == 3  # day, month and year in flight together (the points alone before them)
+
+
+@pytest.mark.parametrize("bad", ["_design/evil", "line\nbreak", "c1\x85next", "", "x" * 1025, 7])
+def test_one_refused_id_in_a_large_batch_is_named_and_nothing_is_written(bad):
+    """Ids are checked a batch at a time (not one call per id): the hostile one among many is
+    still found, named, and refused before the batch is written."""
+    store = DocumentStore(SqliteBackend(":memory:"))
+    docs = [{"_id": f"d{n:04d}", "n": n} for n in range(1500)]
+    docs.insert(700, {"_id": bad, "n": -1})
+    with pytest.raises(StoreError, match="is refused") as refused:
+        store.save(DOCTYPE, docs)
+    assert repr(str(bad)[:80]) in str(refused.value)
+    assert store.get_many(DOCTYPE, ["d0000", "d1499"]) == {}

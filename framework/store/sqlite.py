@@ -8,19 +8,20 @@ WAL mode and a busy timeout let two jobs share the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from hashlib import md5
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 
 from ..errors import StoreError
 from . import mango
 from .backend import Doc, db_name
-from .serialise import DocEncoder, encode
+from .serialise import DocEncoder
 
 PAGE_SIZE = 1000
 KEYS_PER_QUERY = 900
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS docs (
 """
 
 
+_ABSENT = (None, 1)
+_ID_REV = ("_id", "_rev")
+
+
 class _Batch:
     """The rows one bulk write changes, checked against the revisions read once for the batch.
 
@@ -55,18 +60,18 @@ class _Batch:
 
     def change(self, doc: Doc) -> Doc:
         doc_id = doc["_id"]
-        current_rev, is_deleted = self.current.get(doc_id, (None, 1))
+        current_rev, is_deleted = self.current.get(doc_id, _ABSENT)
         wanted_rev = doc.get("_rev")
-        if (not is_deleted and wanted_rev != current_rev) or (is_deleted and wanted_rev):
+        if (wanted_rev != current_rev) if not is_deleted else wanted_rev:
             return {"id": doc_id, "error": "conflict", "reason": "Document update conflict."}
-        text = self.encoder.body(doc, ("_id", "_rev"))
+        text = self.encoder.body(doc, _ID_REV)
         generation = int(current_rev.split("-", 1)[0]) + 1 if current_rev else 1
-        rev = f"{generation}-{hashlib.md5(text.encode()).hexdigest()}"
+        rev = f"{generation}-{md5(text.encode(), usedforsecurity=False).hexdigest()}"
         if doc.get("_deleted"):
             self.deleted[doc_id] = (rev, self.db, doc_id)
             self.current[doc_id] = (rev, 1)
         else:
-            head = f'{{"_id":{encode(doc_id)},"_rev":"{rev}"'
+            head = f'{{"_id":{encode_basestring_ascii(doc_id)},"_rev":"{rev}"'
             self.stored[doc_id] = (self.db, doc_id, rev, head + ("}" if text == "{}" else "," + text[1:]))
             self.deleted.pop(doc_id, None)
             self.current[doc_id] = (rev, 0)

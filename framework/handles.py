@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .accounts import DOCTYPE as ACCOUNTS
@@ -116,6 +117,10 @@ class StoreHandle(_Handle):
         return self._store(doctype).save(doctype, docs, merge)
 
     add_data = save
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes made inside commit together where the backend can (the embedded store)."""
+        return _TARGETS[self].transaction()
 
     def update_or_create(
         self, doctype: str, entries: Iterable[Doc], keys: Sequence[str], merge: Merge = ours_win

@@ -92,12 +92,15 @@ class Konnector:
                 close()
 
     def _store_and_bookmark(self, ctx: Context, documents: Documents, bookmark: Any) -> None:
-        self.store(ctx, documents)
-        for doctype, docs in documents.items():
-            self.offered[doctype] = self.offered.get(doctype, 0) + len(docs)
-        if bookmark is not None:
-            ctx.state["bookmark"] = bookmark
-        ctx.save_state()
+        """Store, then move the bookmark: in one transaction where the store has them (the
+        embedded store: points, aggregates and bookmark in one commit, or none of them)."""
+        with ctx.store.transaction():
+            self.store(ctx, documents)
+            for doctype, docs in documents.items():
+                self.offered[doctype] = self.offered.get(doctype, 0) + len(docs)
+            if bookmark is not None:
+                ctx.state["bookmark"] = bookmark
+            ctx.save_state()
 
     def fetch(self, ctx: Context) -> Iterator[Chunk]:
         """Yield raw provider payloads in bounded chunks (a window, a file, a page)."""

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -193,6 +194,13 @@ class DocumentStore:
             return [doc for future in futures for doc in future.result()]
 
     add_data = save
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes made inside commit together where the backend can (the embedded store's
+        :meth:`~framework.store.sqlite.SqliteBackend.transaction`); elsewhere each bulk write
+        stands alone, as CouchDB has no transaction across documents."""
+        begin = getattr(self.backend, "transaction", None)
+        return begin() if begin is not None else nullcontext()
 
     def update_or_create(
         self, doctype: str, entries: Iterable[Doc], keys: Sequence[str], merge: Merge = ours_win

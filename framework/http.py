@@ -24,6 +24,7 @@ retried like a timeout, then ends in ``VendorDown`` with one line.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import importlib
 import ipaddress
@@ -41,6 +42,8 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
+import urllib3.connection
 import urllib3.exceptions
 
 from .errors import ConfigurationError, KonnectorError, LoginFailed, PartialSync, VendorDown
@@ -92,6 +95,8 @@ class RateLimiter:
         self.tokens, self.updated = capacity, clock()
         self._lock = threading.Lock()
         self._waiting: list[object] = []
+        self._sending: int | None = None
+        """The thread whose request took a token and is not out yet (:meth:`sending`)."""
 
     @classmethod
     def per(cls, count: int, seconds: float, **kwargs: Any) -> RateLimiter:
@@ -120,15 +125,40 @@ class RateLimiter:
                 with self._lock:
                     self._refill()
                     ahead = self._waiting.index(me)
-                    if self.tokens - ahead >= 1:  # a token for me, and one for each thread before me
+                    sending = self._sending not in (None, threading.get_ident())
+                    if not sending and self.tokens - ahead >= 1:  # a token for me and one for each before me
                         self.tokens -= 1
                         return waited
-                    delay = (1 + ahead - self.tokens) / self.rate
+                    delay = max((1 + ahead - self.tokens) / self.rate, 0.001 if sending else 0.0)
                 self.sleep(delay)
                 waited += delay
         finally:
             with self._lock:
                 self._waiting.remove(me)
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[Callable[[], None]]:
+        """Take a token for a request about to be sent; call what is yielded once its bytes are out.
+
+        The spacing then counts from that moment, not from the take: a thread held up between
+        the two (a busy interpreter, a loaded machine) would otherwise send right behind the
+        next call, and a provider counts arrivals. Until then no other thread takes a token.
+        """
+        self.acquire()
+        with self._lock:
+            self._sending, taken = threading.get_ident(), self.tokens
+
+        def written() -> None:
+            with self._lock:
+                if self._sending == threading.get_ident():
+                    self._sending = None
+                    self._refill()
+                    self.tokens = min(self.tokens, taken)
+
+        try:
+            yield written
+        finally:
+            written()
 
     def hold(self, seconds: float) -> None:
         """Allow no request for ``seconds`` (the provider said so, e.g. with ``Retry-After``)."""
@@ -262,6 +292,44 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_written = threading.local()
+"""What a request of this thread calls once its bytes are written: its limiter's ``written``."""
+
+
+class _CallsWritten:
+    """A connection that tells the request's limiter when the request is out (headers and body)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]
+        hook, _written.hook = getattr(_written, "hook", None), None
+        if hook is not None:
+            hook()
+
+
+class _HTTPConnection(_CallsWritten, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CallsWritten, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter on connections that report when a request is written."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class ProviderSession(requests.Session):
     """A ``requests.Session`` that a konnector (or zeep) uses to talk to one provider."""
 
@@ -283,6 +351,8 @@ class ProviderSession(requests.Session):
         max_body: int | None = None,
     ) -> None:
         super().__init__()
+        self.mount("https://", _Adapter())
+        self.mount("http://", _Adapter())
         self.provider = provider
         self.base_url = base_url
         self.timeout = timeout
@@ -361,13 +431,22 @@ class ProviderSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Send one prepared request, a redirect's included; the quota's token is taken here.
 
-        As late as possible before the bytes go out: a provider counts a call when it arrives,
-        so a token taken earlier (before preparing the request, under a busy interpreter) leaves
-        a gap of the client's own making between the spacing kept and the spacing seen.
+        As late as possible before the bytes go out, and the spacing counted from when they are
+        (:meth:`RateLimiter.sending`): a provider counts a call when it arrives, so a token taken
+        earlier (before preparing the request, under a busy interpreter) leaves a gap of the
+        client's own making between the spacing kept and the spacing seen.
         """
-        if self.limiter:
-            self.limiter.acquire()
-        return super().send(request, **kwargs)
+        sending = getattr(self.limiter, "sending", None)
+        if sending is None:  # no limiter, or one shared by a fleet (spaced in Redis)
+            if self.limiter:
+                self.limiter.acquire()
+            return super().send(request, **kwargs)
+        with sending() as written:
+            _written.hook = written
+            try:
+                return super().send(request, **kwargs)
+            finally:
+                _written.hook = None
 
     def _transport_fault(self, exc: BaseException, idempotent: bool, method: str, url: str) -> tuple[str, None, None]:
         """The outcome of a try that a transport fault broke; raised at once when it may not be retried."""

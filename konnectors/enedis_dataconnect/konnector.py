@@ -206,9 +206,10 @@ class _Api:
         fields = ctx.fields
         self.version = fields["api_version"]
         # 5 calls a second, evenly spaced (a gateway may count any second, or smooth to one per 200 ms),
-        # MARGIN under: the quota counts arrivals, and the token is taken as a call is sent, so the
-        # margin covers only the jitter between send and arrival (2-3 ms on loopback under load,
-        # bench/enedis_backfill.py; a 6th call in a second is a 429 and a pause of every call).
+        # MARGIN under: the quota counts arrivals, and the spacing counts from when a call is written
+        # (RateLimiter.sending), so the margin covers only the jitter between write and arrival (at
+        # most 3 ms over six calls on loopback under load, bench/enedis_backfill.py; a 6th call in
+        # a second is a 429 and a pause of every call).
         session = ctx.http("enedis", base_url=fields["base_url"], limiter=RateLimiter(QUOTA / (1 + MARGIN), capacity=1))
         grant = "client_credentials" if self.version == "v5" else "authorization_code"
         # v4 tokens come from the person's consent: under cozy-stack the stack, which holds the

@@ -94,3 +94,29 @@ def test_a_429_without_retry_after_pauses_every_call_of_the_limiter():
     refused_at = seen[0][0]
     other = next(t for t, path in seen if path == "/data/other")
     assert other - refused_at >= 0.3  # paused for the backoff (0.3-0.6 s), not 20 ms later
+
+
+class HeldUpSession(ProviderSession):
+    """A session whose first request is held up after its token was taken, before its bytes go out."""
+
+    held = False
+
+    def get_adapter(self, url: str):
+        if not HeldUpSession.held:
+            HeldUpSession.held = True
+            time.sleep(0.15)  # a busy interpreter, a loaded machine
+        return super().get_adapter(url)
+
+
+def test_the_spacing_counts_from_when_a_request_is_out_not_from_its_token():
+    with Provider() as sandbox:
+        seen = arrivals(sandbox)
+        session = HeldUpSession("p", base_url=sandbox.url, limiter=RateLimiter(5, capacity=1))
+        held = threading.Thread(target=session.get, args=("/open",))
+        held.start()
+        time.sleep(0.02)  # its token is taken; it is held up
+        session.get("/open")
+        held.join()
+    first, second = (t for t, _ in seen)
+    # Counted from the token, the second call would go 0.2 s after it: 0.05 s behind the held-up one.
+    assert second - first >= 0.15  # 0.2 s, less jitter

@@ -11,7 +11,8 @@ with cozy-stack's ``TriggerState`` fields (``status``, ``last_success``,
 ``last_manual_execution``, ``last_manual_job_id``).
 
 Retry rules, as cozy-stack's konnector worker: ``VENDOR_DOWN`` is retried with a
-bounded exponential backoff; ``LOGIN_FAILED*`` and ``USER_ACTION_NEEDED*``
+bounded exponential backoff, and so is ``UNKNOWN_ERROR.STORE_UNREACHABLE`` (our store, not the
+provider, was down: as transient, and the job resumes from its bookmark); ``LOGIN_FAILED*`` and ``USER_ACTION_NEEDED*``
 (except ``.CGU_FORM``) are never retried, and automatic runs of the account are
 skipped until a run started by a person succeeds.
 """
@@ -28,7 +29,7 @@ from ..store import Doc, DocumentStore
 JOBS = "io.cozy.jobs"
 TRIGGERS = "io.cozy.triggers"
 STATES = ("queued", "running", "done", "errored")
-RETRIED = ("VENDOR_DOWN",)
+RETRIED = ("VENDOR_DOWN", "UNKNOWN_ERROR.STORE_UNREACHABLE")
 MAX_ATTEMPTS = 3
 RETENTION = "2W"
 """Finished jobs are kept two weeks: cozy-stack's ``jobs.defaultDurationToKeep`` default."""

@@ -8,7 +8,7 @@
 | ``COZY_TIME_LIMIT`` | 300 | seconds a job may run when its manifest gives no ``time_limit`` |
 | ``KONNECTOR_VISIBILITY_TIMEOUT`` | 3600 | Redis broker: seconds before an unacknowledged job is redelivered |
 | ``KONNECTOR_LEASE_SECONDS`` | 60 | an account's lease, renewed every third of it while its job runs |
-| ``KONNECTOR_RETRY_SECONDS`` | 60 | first wait before a ``VENDOR_DOWN`` job is tried again (then doubled) |
+| ``KONNECTOR_RETRY_SECONDS`` | 60 | first wait before a failed job is retried (then doubled) |
 | ``KONNECTOR_JOBS_RETENTION`` | 2W | finished jobs older than this are purged (cozy-stack's default) |
 | ``KONNECTOR_JOB_PROCESS`` | fork | ``fork``: a job forks the worker (imports done once); else ``subprocess`` |
 """

@@ -437,7 +437,7 @@ class ProviderSession(requests.Session):
         client's own making between the spacing kept and the spacing seen.
         """
         sending = getattr(self.limiter, "sending", None)
-        if sending is None:  # no limiter, or one shared by a fleet (spaced in Redis)
+        if sending is None:  # no limiter, or a hook's without sending()
             if self.limiter:
                 self.limiter.acquire()
             return super().send(request, **kwargs)

@@ -12,20 +12,29 @@ on Redis) stamps each hit with the *client's* clock, so workers on machines
 whose clocks differ would open the window early; its windows are whole seconds,
 so the konnector's own shape (Enedis: one call per 200 ms) and a safety margin
 cannot be expressed; and it has no pause. The script below takes the time from
-Redis (``TIME``), keeps the last ``limit`` grants in a list (a sliding log: never
-more than ``limit`` grants in any ``window`` milliseconds), and checks the
-application's pause — set fleet-wide by a 429's ``Retry-After`` — in the same
-atomic step.
+Redis (``TIME``), keeps the grants of the last ``window`` milliseconds in a sorted
+set (a sliding log: never more than ``limit`` grants in any ``window``), and
+checks the application's pause — set fleet-wide by a 429's ``Retry-After`` — in
+the same atomic step.
+
+A provider counts a call when it *arrives*: a grant is stamped again, with Redis's
+time, once its request's bytes are written (:meth:`SharedLimiter.sending`, as
+``framework.http.RateLimiter`` does within a process), so that a process held up
+between the grant and the write (a loaded machine: 50–120 ms were seen) does not
+arrive right behind the next grant. Without it, a fleet bench round with one
+worker killed saw six calls of one application within a second and a 429.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import redis
 
@@ -38,23 +47,40 @@ MARGIN = 0.02
 """Each window is kept 2 % (at least 20 ms) longer than the quota's, so that the jitter between
 a grant here and the request's arrival at the provider never makes the provider count one too many."""
 
-_TAKE = """
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_TAKE = (
+    _NOW
+    + """
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused end
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local oldest = redis.call('LINDEX', KEYS[1], limit - 1)
-if oldest and now - tonumber(oldest) < window then return tonumber(oldest) + window - now end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  return math.max(1, tonumber(freeing[2]) + window - now)
+end
 if ARGV[3] == '1' then
-  redis.call('LPUSH', KEYS[1], now)
-  redis.call('LTRIM', KEYS[1], 0, limit - 1)
-  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], 2 * window)
 end
 return 0
 """
-"""KEYS: the grant log, the pause. ARGV: limit, window (ms), take (1) or only look (0).
-Returns 0 when granted (or grantable), else the milliseconds to wait."""
+)
+"""KEYS: the grant log, the pause. ARGV: limit, window (ms), take (1) or only look (0), the grant's
+name. Returns 0 when granted (or grantable), else the milliseconds to wait."""
+
+_STAMP = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+"""
+)
+"""KEYS: the grant log. ARGV: a grant's name: it now counts from Redis's present time."""
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -92,22 +118,48 @@ class SharedLimiter:
         self.keys = [f"{PREFIX}:{key}:log", f"{PREFIX}:{key}:pause"]
         self.limit, self.window_ms = limit, window_ms
         self.redis, self.sleep = redis_client, sleep
-        self._script = redis_client.register_script(_TAKE)
+        self._take = redis_client.register_script(_TAKE)
+        self._stamp = redis_client.register_script(_STAMP)
 
-    def _call(self, take: bool) -> float:
+    def _call(self, take: bool, grant: str = "") -> float:
         try:
-            return int(self._script(keys=self.keys, args=[self.limit, self.window_ms, int(take)])) / 1000
+            return int(self._take(keys=self.keys, args=[self.limit, self.window_ms, int(take), grant])) / 1000
         except redis.RedisError as exc:
             raise KonnectorError(f"fleet: the shared quota store (Redis) did not answer: {exc}") from None
 
     def acquire(self) -> float:
         """Take a grant, waiting as long as the window or a pause says; return the seconds waited."""
+        return self._acquire(uuid.uuid4().hex)
+
+    def _acquire(self, grant: str) -> float:
         waited = 0.0
-        while (delay := self._call(take=True)) > 0:
+        while (delay := self._call(take=True, grant=grant)) > 0:
             delay += random.uniform(0, 0.005)  # waiting workers do not all ask again at the same instant
             self.sleep(delay)
             waited += delay
         return waited
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[Callable[[], None]]:
+        """Take a grant for a request about to be sent; call what is yielded once its bytes are out,
+        which stamps the grant with that moment (the provider counts arrivals, not our grants)."""
+        grant = uuid.uuid4().hex
+        self._acquire(grant)
+        stamped = False
+
+        def written() -> None:
+            nonlocal stamped
+            if not stamped:
+                stamped = True
+                # Called as the bytes go out: a Redis fault must not break the request; the grant
+                # then keeps its grant time (the next take reports the fault).
+                with contextlib.suppress(redis.RedisError):
+                    self._stamp(keys=self.keys[:1], args=[grant])
+
+        try:
+            yield written
+        finally:
+            written()
 
     def wait_time(self) -> float:
         return self._call(take=False)

@@ -111,3 +111,16 @@ def _fleet_env(redis_url: str | None) -> dict[str, str]:
     if redis_url is None:
         return env
     return env | {"KONNECTOR_LIMITER_HOOK": "framework.fleet.limiter:shared", "KONNECTOR_FLEET_REDIS": redis_url}
+
+
+def test_a_grant_counts_from_when_its_request_is_written(redis_url):
+    """A process held up between its grant and its write must not arrive right behind the next grant."""
+    limiter = SharedLimiter(client(redis_url), "stamp", uuid.uuid4().hex, 2, 300)
+    with limiter.sending() as written:
+        time.sleep(0.2)  # a loaded machine between the grant and the bytes going out
+        written()
+        written_at = time.monotonic()
+    limiter.acquire()  # the second grant of the window: at once
+    limiter.acquire()  # the third waits for the first to leave the window, counted from its write
+    assert time.monotonic() - written_at >= 0.3 - 0.01
+

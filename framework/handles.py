@@ -81,6 +81,11 @@ class StoreHandle(_Handle):
         return _TARGETS[self].writer
 
     @property
+    def write_batch(self) -> int:
+        """Documents per bulk write on this backend: the unit the store path checks the deadline between."""
+        return _TARGETS[self].write_batch
+
+    @property
     def backend(self) -> BackendHandle:
         """The backend primitives, under the same permissions (never the raw backend)."""
         guarded = BackendHandle()

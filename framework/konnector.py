@@ -8,11 +8,13 @@ next run resumes from the bookmark.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, PartialSync
 from .store import Doc
 from .store.timeseries import LEVELS, Series, write_points
 
@@ -111,22 +113,33 @@ class Konnector:
         raise NotImplementedError(f"{type(self).__name__} must implement process()")
 
     def store(self, ctx: Context, documents: Documents) -> None:
-        """Dedup and write documents; time series are aggregated for the periods touched."""
+        """Dedup and write documents; time series are aggregated for the periods touched.
+
+        Written one slice of a bulk batch at a time (``ctx.store.write_batch`` documents; a time
+        series slice with all its aggregates, so the store is consistent between slices), and
+        the job's deadline is checked before each slice: a slice the deadline would cut is not
+        started, the run stops with ``PartialSync``, what was stored stays, and the bookmark,
+        saved only after a whole store, does not move (see :class:`_StoreClock`).
+        """
+        clock = _StoreClock.of(self, ctx)
         for doctype, docs in documents.items():
             if not docs:
                 continue
             series, level = self._series_level(doctype)
-            if series is not None:
-                ctx.count(write_points(ctx.store, series, level, docs))
-                continue
             keys = self.dedup_keys.get(doctype)
-            if keys is None:
+            if series is None and keys is None:
                 raise ConfigurationError(
                     f"{type(self).__name__} returned {doctype} documents but declares "
                     "no dedup_keys and no series for it"
                 )
-            written = ctx.store.update_or_create(doctype, docs, keys)
-            ctx.count({doctype: len(written)} if written else {})
+            size = getattr(ctx.store, "write_batch", None) or len(docs)
+            for start in range(0, len(docs), size):
+                piece = docs[start : start + size]
+                with clock.slice(doctype, start, len(docs)):
+                    if series is not None:
+                        ctx.count(write_points(ctx.store, series, level, piece))
+                    elif written := ctx.store.update_or_create(doctype, piece, keys):
+                        ctx.count({doctype: len(written)})
 
     def _series_level(self, doctype: str) -> tuple[Series | None, str]:
         for series in self.series:
@@ -172,3 +185,38 @@ class Konnector:
     def on_delete_account(self, ctx: Context) -> None:
         """Revoke consent at the provider when the account is deleted. Default: nothing to revoke."""
         ctx.log.info("nothing to revoke at the provider for this konnector")
+
+
+class _StoreClock:
+    """The deadline on the store path: no store slice is started that the deadline would cut.
+
+    A slice's expected duration is the longest one measured in this job (a slow server makes
+    every slice slow). The first slice of a job is always written, within the margin the runner
+    keeps before the platform's limit (the pipeline stores what it gathered when time runs out);
+    after that, a slice starts only while more time is left than the longest slice took.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.longest: float | None = None
+
+    @classmethod
+    def of(cls, konnector: Konnector, ctx: Context) -> _StoreClock:
+        """One per job (kept on the konnector, which a job makes once), so measures carry over stores."""
+        clock = konnector.__dict__.get("_store_clock")
+        if clock is None or clock.ctx is not ctx:
+            clock = konnector.__dict__["_store_clock"] = cls(ctx)
+        return clock
+
+    @contextlib.contextmanager
+    def slice(self, doctype: str, done: int, total: int) -> Iterator[None]:
+        left = self.ctx.time_left()
+        if left is not None and self.longest is not None and left <= self.longest:
+            raise PartialSync(
+                f"stopped before the platform's time limit while storing {doctype} ({done} of {total} "
+                "documents of this batch stored, each with its aggregates); the bookmark stays before "
+                "the rest and the next run resumes from it"
+            )
+        started = time.monotonic()
+        yield
+        self.longest = max(self.longest or 0.0, time.monotonic() - started)

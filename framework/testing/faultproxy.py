@@ -7,7 +7,9 @@ applies to the answer of a request whose first line matches ``path``:
 - ``reset``: after ``after`` bytes of the answer, the connection is reset (RST);
 - ``truncate``: after ``after`` bytes, the connection is closed cleanly (FIN), so a
   ``Content-Length`` or chunked body ends early;
-- ``trickle``: the answer is sent at ``rate`` bytes per second.
+- ``trickle``: the answer is sent at ``rate`` bytes per second;
+- ``delay``: the answer is held ``seconds`` before it is forwarded (a slow server: latency per
+  request, e.g. a CouchDB under load).
 
 Each armed fault applies to ``times`` answers, then the proxy forwards untouched (a
 retry can succeed). This acts below HTTP: the client sees a real reset, a real short
@@ -32,6 +34,7 @@ class Fault:
     after: int = 0
     rate: float = 50.0
     times: int = 1
+    seconds: float = 0.0
 
 
 class FaultProxy:
@@ -49,11 +52,13 @@ class FaultProxy:
         self.applied: list[str] = []
         """The faults applied, in order (``kind path``)."""
 
-    def fault(self, kind: str, *, path: str = "", after: int = 0, rate: float = 50.0, times: int = 1) -> None:
-        if kind not in ("reset", "truncate", "trickle"):
+    def fault(
+        self, kind: str, *, path: str = "", after: int = 0, rate: float = 50.0, times: int = 1, seconds: float = 0.0
+    ) -> None:
+        if kind not in ("reset", "truncate", "trickle", "delay"):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._faults.append(Fault(kind, path, after, rate, times))
+            self._faults.append(Fault(kind, path, after, rate, times, seconds))
 
     def _take(self, request_line: str) -> Fault | None:
         with self._lock:
@@ -124,6 +129,11 @@ class FaultProxy:
             while data := upstream.recv(65536):
                 fault = armed[0]
                 if fault is None:
+                    client.sendall(data)
+                    continue
+                if fault.kind == "delay":  # once per answer: its first bytes wait, the rest follows
+                    time.sleep(fault.seconds)
+                    armed[0] = None
                     client.sendall(data)
                     continue
                 if fault.kind == "trickle":

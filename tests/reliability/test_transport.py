@@ -4,7 +4,9 @@ cannot outlive the job's time limit; bodies past the size cap are refused before
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import socket
 import threading
 import time
@@ -12,6 +14,7 @@ import tracemalloc
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,10 +24,12 @@ from framework.errors import VendorDown
 from framework.http import ProviderSession, RetryPolicy
 from framework.registry import Registry
 from framework.store import CouchBackend, DocumentStore
+from framework.store.timeseries import parent_id
 from framework.testing.faultproxy import FaultProxy
 from framework.testing.runner import run_cli
 from konnectors.enedis_dataconnect.sandbox import EnedisSandbox
-from tests.conftest import write_json
+from tests.conftest import DATA, write_json
+from tests.konnectors.greenbutton.test_espi import independent_total
 from tests.reliability.conftest import embedded_snapshot
 
 TODAY = date(2024, 11, 5)
@@ -197,4 +202,77 @@ def test_a_trickled_body_does_not_outlive_the_time_limit(tmp_path, couchdb_url, 
         f"body trickled at 50 B/s, COZY_TIME_LIMIT={LIMIT}",
         "TCP fault proxy on the curve",
         f"PARTIAL_SYNC after {elapsed:.1f} s (before the limit)",
+    )
+
+
+STORE_LIMIT = 20
+"""Seconds: a full year of hourly Green Button readings into a slow CouchDB takes well over this
+(no provider: only the store path can see the deadline)."""
+BULK_RATE = 50_000
+"""Bytes a second of CouchDB's bulk-write answers (~90 bytes a document): a write slow in
+proportion to its size, as on a loaded server."""
+LATENCY = 0.05
+"""Seconds added to every other answer of the server."""
+FULL_YEAR = DATA / "greenbutton" / "gba_coastal_multi_family_hourly_2011_full_year.xml"
+GB_LEVELS = ("hour", "day", "month", "year")
+
+
+def _aggregates_match_points(backend, prefix: str) -> int:
+    """Every stored day, month and year equals the sum of its stored sources; the hours stored."""
+    store = DocumentStore(backend)
+    levels = {level: {d["_id"]: d["load"] for d in store.id_range(f"{prefix}.{level}")} for level in GB_LEVELS}
+    for child, parent in itertools.pairwise(GB_LEVELS):
+        sums: dict[str, float] = {}
+        for doc_id, load in levels[child].items():
+            sums[parent_id(doc_id, parent)] = sums.get(parent_id(doc_id, parent), 0.0) + load
+        assert sums.keys() == levels[parent].keys(), f"{parent} periods differ from their {child} sources"
+        for period, total in sums.items():
+            assert levels[parent][period] == pytest.approx(total, abs=1e-6), f"{parent} {period}"
+    return len(levels["hour"])
+
+
+def test_a_long_store_into_a_slow_couchdb_stops_before_the_time_limit(tmp_path, couchdb_url, db_prefix, reliability):
+    key = new_key()
+    manifest = Registry.discover().get("greenbutton-file")
+    fields = {"path": str(FULL_YEAR), "timezone": "America/Los_Angeles"}
+    server = urlsplit(couchdb_url)
+    with FaultProxy(f"{server.hostname}:{server.port}") as proxy:
+        slow_url = f"http://{server.username}:{server.password}@127.0.0.1:{proxy.port}"
+        backend = CouchBackend(couchdb_url, db_prefix)
+        AccountStore(DocumentStore(backend), SecretBox(key)).save(
+            Account("acc-1", manifest.slug, auth=fields), manifest.secret_fields()
+        )
+        proxy.fault("trickle", path="_bulk_docs", rate=BULK_RATE, times=10**6)
+        proxy.fault("delay", seconds=LATENCY, times=10**6)
+        env = {
+            "COZY_FIELDS": json.dumps({"account": "acc-1", "konnector": "greenbutton-file"}),
+            "COZY_TIME_LIMIT": str(STORE_LIMIT),
+            "COUCHDB_URL": slow_url,
+            "KONNECTOR_DB_PREFIX": db_prefix,
+            "KONNECTOR_SECRET_KEY": key,
+        }
+        started = time.monotonic()
+        result = run_cli("run", cwd=tmp_path, env=env, timeout=120)
+        elapsed = time.monotonic() - started
+        assert elapsed < STORE_LIMIT, (elapsed, result.output)
+        assert result.error_code == "UNKNOWN_ERROR.PARTIAL_SYNC", result.output
+        assert [line["type"] for line in result.lines].count("critical") == 1
+        assert "Traceback" not in result.output
+        stored = _aggregates_match_points(backend, "org.greenbutton.electricity")
+        assert 0 < stored < 8760
+        account = AccountStore(DocumentStore(backend), SecretBox(key)).load("acc-1")
+        assert "bookmark" not in account.state, "the file was marked imported though only part of it was stored"
+        rerun = run_cli("run", cwd=tmp_path, env={**env, "COZY_TIME_LIMIT": "600"}, timeout=600)
+        assert rerun.status == 0, rerun.output
+        assert _aggregates_match_points(backend, "org.greenbutton.electricity") == 8760
+        total = math.fsum(d["load"] for d in DocumentStore(backend).id_range("org.greenbutton.electricity.hour"))
+        assert total == pytest.approx(independent_total(FULL_YEAR)[1], abs=1e-6)
+        backend.close()
+    reliability.record(
+        "limits",
+        f"a year of hourly readings into a slow CouchDB (bulk answers at {BULK_RATE // 1000} kB/s, "
+        f"{LATENCY} s latency), COZY_TIME_LIMIT={STORE_LIMIT}",
+        "TCP fault proxy before CouchDB (greenbutton-file: no provider call, only store writes)",
+        f"PARTIAL_SYNC after {elapsed:.1f} s, one critical line; {stored} of 8760 hours stored with "
+        "matching aggregates, bookmark not moved; the re-run completes",
     )

@@ -81,9 +81,11 @@ class StoreHandle(_Handle):
         return _TARGETS[self].writer
 
     @property
-    def write_batch(self) -> int:
-        """Documents per bulk write on this backend: the unit the store path checks the deadline between."""
-        return _TARGETS[self].write_batch
+    def write_slice(self) -> int:
+        """Documents one save writes at once on this backend (its bulk batch, times the batches it
+        keeps in flight): the unit the store path checks the deadline between."""
+        store: DocumentStore = _TARGETS[self]
+        return store.write_batch * getattr(store.backend, "writes_in_flight", 1)
 
     @property
     def backend(self) -> BackendHandle:

@@ -115,8 +115,9 @@ class Konnector:
     def store(self, ctx: Context, documents: Documents) -> None:
         """Dedup and write documents; time series are aggregated for the periods touched.
 
-        Written one slice of a bulk batch at a time (``ctx.store.write_batch`` documents; a time
-        series slice with all its aggregates, so the store is consistent between slices), and
+        Written one slice at a time (``ctx.store.write_slice`` documents: the bulk batches a save
+        sends at once; a time series slice with all its aggregates, so the store is consistent
+        between slices), and
         the job's deadline is checked before each slice: a slice the deadline would cut is not
         started, the run stops with ``PartialSync``, what was stored stays, and the bookmark,
         saved only after a whole store, does not move (see :class:`_StoreClock`).
@@ -132,7 +133,7 @@ class Konnector:
                     f"{type(self).__name__} returned {doctype} documents but declares "
                     "no dedup_keys and no series for it"
                 )
-            size = getattr(ctx.store, "write_batch", None) or len(docs)
+            size = getattr(ctx.store, "write_slice", None) or len(docs)
             for start in range(0, len(docs), size):
                 piece = docs[start : start + size]
                 with clock.slice(doctype, start, len(docs)):
@@ -190,10 +191,12 @@ class Konnector:
 class _StoreClock:
     """The deadline on the store path: no store slice is started that the deadline would cut.
 
-    A slice's expected duration is the longest one measured in this job (a slow server makes
-    every slice slow). The first slice of a job is always written, within the margin the runner
-    keeps before the platform's limit (the pipeline stores what it gathered when time runs out);
-    after that, a slice starts only while more time is left than the longest slice took.
+    A slice is expected to take as long as the longest one measured in this job: a slow server
+    makes every slice slow, and a smaller slice is not much faster (its bulk writes are in
+    flight together, and a request's latency does not shrink with it). The first slice of a job
+    is always written, within the margin the runner keeps before the platform's limit (the
+    pipeline stores what it gathered when time runs out). Stopping early costs a resumed run;
+    stopping late costs the job.
     """
 
     def __init__(self, ctx: Context) -> None:

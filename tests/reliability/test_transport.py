@@ -205,10 +205,10 @@ def test_a_trickled_body_does_not_outlive_the_time_limit(tmp_path, couchdb_url, 
     )
 
 
-STORE_LIMIT = 20
+STORE_LIMIT = 14
 """Seconds: a full year of hourly Green Button readings into a slow CouchDB takes well over this
 (no provider: only the store path can see the deadline)."""
-BULK_RATE = 50_000
+BULK_RATE = 8_000
 """Bytes a second of CouchDB's bulk-write answers (~90 bytes a document): a write slow in
 proportion to its size, as on a loaded server."""
 LATENCY = 0.05

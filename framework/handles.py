@@ -81,10 +81,13 @@ class StoreHandle(_Handle):
         return _TARGETS[self].writer
 
     @property
-    def write_slice(self) -> int:
+    def write_slice(self) -> int | None:
         """Documents one save writes at once on this backend (its bulk batch, times the batches it
-        keeps in flight): the unit the store path checks the deadline between."""
+        keeps in flight): the unit the store path checks the deadline between. ``None`` where a
+        konnector's store is one transaction (the embedded store): stopping inside would undo it."""
         store: DocumentStore = _TARGETS[self]
+        if getattr(store.backend, "transaction", None) is not None:
+            return None
         return store.write_batch * getattr(store.backend, "writes_in_flight", 1)
 
     @property

@@ -120,7 +120,9 @@ class Konnector:
         between slices), and
         the job's deadline is checked before each slice: a slice the deadline would cut is not
         started, the run stops with ``PartialSync``, what was stored stays, and the bookmark,
-        saved only after a whole store, does not move (see :class:`_StoreClock`).
+        saved only after a whole store, does not move (see :class:`_StoreClock`). On the embedded
+        store a store is one transaction, which stopping inside would undo: no slices there
+        (``write_slice`` is ``None``), the deadline is checked between stores.
         """
         clock = _StoreClock.of(self, ctx)
         for doctype, docs in documents.items():

@@ -123,4 +123,3 @@ def test_a_grant_counts_from_when_its_request_is_written(redis_url):
     limiter.acquire()  # the second grant of the window: at once
     limiter.acquire()  # the third waits for the first to leave the window, counted from its write
     assert time.monotonic() - written_at >= 0.3 - 0.01
-
